@@ -1,0 +1,173 @@
+"""Write MODEL_CARD.md from what the exported model carries, so the card can't disagree with it.
+
+    python -m export.model_card model_store
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ser.config import LABELS
+from ser.inference import BUNDLED_MODEL, metadata_json, read_model_info
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _ms(d: dict) -> str:
+    return f"{_pct(d['mean'])} ± {_pct(d['std'])}"
+
+
+def render(model_path: Path, export_report: dict | None) -> str:
+    info = read_model_info(model_path)
+    ev = metadata_json(info, "evaluation") or {}
+    data = metadata_json(info, "training_data") or {}
+    val = metadata_json(info, "validation_metrics") or {}
+    arch = metadata_json(info, "architecture") or {}
+    train_cfg = metadata_json(info, "train_config") or {}
+    fc = info.feature_config
+    lines = [
+        f"# Model card: {info.name} {info.version}",
+        "",
+        "Speech emotion recognition from 4 s of audio: 8 classes "
+        f"({', '.join(LABELS)}), calibrated probabilities.",
+        "",
+        "## Intended use and limits",
+        "- For demos, research and prototyping on short recordings of one speaker.",
+        "- Trained on **acted English speech**: professional North American actors reading two "
+        "neutral sentences (RAVDESS). Expect much lower accuracy on spontaneous speech, other "
+        "languages, other microphones and noisy rooms: see the cross-corpus figure below.",
+        "- Not for decisions about people (hiring, health, policing, credit). Emotion labels "
+        "are the actors' intended emotions, not what the speaker felt.",
+        "",
+        "## Data and licences",
+        f"- Training corpora: {', '.join(data.get('corpora', []))}. "
+        f"Training speakers: {len(data.get('train', {}).get('speakers', []))} "
+        f"({data.get('train', {}).get('clips', '?')} clips); validation speakers (early stopping, "
+        f"temperature scaling): {', '.join(data.get('val', {}).get('speakers', []))}.",
+        "- RAVDESS: Livingstone & Russo (2018), PLoS ONE 13(5): e0196391, licensed CC BY-NC-SA 4.0. "
+        "**This model is a derivative and carries the same licence: non-commercial, share-alike.**",
+        "- EmoDB (used only for the cross-corpus test): Burkhardt et al., Interspeech 2005; free "
+        "for research.",
+        "",
+        "## Features and model",
+        f"- Audio decoded, downmixed to mono, resampled to {fc.sample_rate} Hz; {fc.n_mfcc} MFCCs from "
+        f"{fc.n_mels} mel bands, n_fft {fc.n_fft}, hop {fc.hop_length}, {fc.n_frames} frames = "
+        f"{fc.clip_seconds} s. Shorter clips are zero-padded; longer clips are cut into 4 s windows "
+        "every 2 s and the window probabilities are averaged.",
+        "- Per-window mean subtraction per coefficient, then standardisation with statistics "
+        "fitted on the training speakers only; both are inside the ONNX graph.",
+        f"- CNN ({train_cfg.get('conv_filters')}) + BiLSTM({train_cfg.get('lstm_units')}) + dense, "
+        f"{arch.get('total_params', '?'):,} parameters; temperature scaling "
+        f"(T = {float(metadata_json(info, 'temperature') or 1):.2f}) fitted on the validation speakers.",
+        "",
+    ]
+    cv = ev.get("speaker_cv")
+    if cv:
+        s = cv["summary"]
+        lines += [
+            "## Accuracy on speakers never seen in training",
+            f"Protocol: {cv['protocol']}. Same recipe and settings as this model; "
+            f"{len(cv['folds'])} folds.",
+            "",
+            "| metric | mean ± std over folds (%) |",
+            "|---|---|",
+            f"| unweighted accuracy (mean per-class recall) | {_ms(s['unweighted_accuracy'])} |",
+            f"| weighted accuracy | {_ms(s['weighted_accuracy'])} |",
+            f"| macro-F1 | {_ms(s['macro_f1'])} |",
+            f"| expected calibration error, calibrated | {_ms(s['ece'])} |",
+            f"| expected calibration error, uncalibrated | {_ms(cv['summary_uncalibrated']['ece'])} |",
+            "",
+            "Per fold: " + "; ".join(
+                f"test {', '.join(f['test_speakers'])}: UA {_pct(f['test']['unweighted_accuracy'])}"
+                for f in cv["folds"]
+            ) + ".",
+            "",
+            "Per class, pooled over the folds' test speakers:",
+            "",
+            "| class | precision | recall | F1 | clips |",
+            "|---|---|---|---|---|",
+        ]
+        for label in LABELS:
+            r = cv["per_class"][label]
+            lines.append(f"| {label} | {_pct(r['precision'])} | {_pct(r['recall'])} | "
+                         f"{_pct(r['f1-score'])} | {int(r['support'])} |")  # fmt: skip
+        lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
+    rnd = ev.get("random_split")
+    if rnd:
+        lines += [
+            "## Random clip split (not speaker-independent)",
+            f"{rnd['protocol']}: UA {_pct(rnd['test']['unweighted_accuracy'])} %, WA "
+            f"{_pct(rnd['test']['weighted_accuracy'])} %. Shown only because published figures "
+            "often use this protocol; the same speakers are on both sides.",
+            "",
+        ]
+    cc = ev.get("cross_corpus")
+    if cc:
+        r = cc["restricted_to_shared_classes"]
+        lines += [
+            "## Cross-corpus",
+            f"Trained on {', '.join(ev.get('corpora', []))}, tested on all "
+            f"{', '.join(cc.get('test_corpora', []))} clips in the classes both share "
+            f"({', '.join(cc['test_corpus_classes'])}; German speech): UA "
+            f"{_pct(cc['all_8_outputs']['unweighted_accuracy'])} % taking the top of all 8 outputs, "
+            f"{_pct(r['unweighted_accuracy'])} % restricted to the shared classes "
+            f"(chance {_pct(1 / len(cc['test_corpus_classes']))} %). Recording conditions and language "
+            "differ; this is the accuracy to expect on unfamiliar audio.",
+            "",
+        ]
+    if val:
+        lines += [
+            "## This model's own validation speakers",
+            f"UA {_pct(val['val']['unweighted_accuracy'])} % at epoch {val['best_epoch']}; ECE "
+            f"{_pct(val['val_uncalibrated']['ece'])} % before and {_pct(val['val']['ece'])} % after "
+            f"temperature scaling. These speakers chose the epoch and the temperature, so this "
+            f"figure is optimistic; the cross-validation above is the estimate to quote. "
+            f"Training took {val['train_seconds']:.0f} s on 2 CPU cores.",
+            "",
+        ]
+    if export_report:
+        p = export_report["parity"]
+        lines += [
+            "## Export",
+            f"ONNX opset {export_report['opset']}, shipped as {export_report['shipped']}. Parity with "
+            f"Keras on {p['windows']} real windows: max |Δp| = {p['max_abs_diff']:.1e} (tolerance "
+            f"{p['atol']:g}), top class identical on every window.",
+        ]
+        q = export_report.get("quantization")
+        if q:
+            lines.append(
+                f"int8 dynamic quantization: {q['fp32_ms']:.2f} ms → {q['int8_ms']:.2f} ms per window, "
+                f"UA change {-q['ua_loss_points']:+.2f} points ({q['protocol']}); "
+                f"{'shipped' if q['ship_int8'] else 'not shipped'} (rule: faster and ≤ 0.5 points lost)."
+            )
+        lines.append("")
+    lines += [
+        "## Reproduce",
+        "```",
+        "python -m training.evaluate --corpus ravdess=PATH --folds 5 --random-split "
+        "--cross-corpus emodb=PATH --out runs/eval",
+        "python -m training.train --corpus ravdess=PATH --out runs/default",
+        "python -m export.export_onnx --run runs/default --evaluation runs/eval/evaluation.json "
+        "--parity-corpus ravdess=PATH --quantize-check --ua-corpus ravdess=PATH "
+        "--ua-corpus emodb=PATH --out model_store",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: Path, model_path: Path | None = None) -> Path:
+    model_path = model_path or folder / BUNDLED_MODEL.name
+    report_path = folder / "export_report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    out = folder / "MODEL_CARD.md"
+    out.write_text(render(model_path, report))
+    return out
+
+
+if __name__ == "__main__":
+    print(write_model_card(Path(sys.argv[1] if len(sys.argv) > 1 else "model_store")))

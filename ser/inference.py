@@ -1,0 +1,142 @@
+"""Run the exported ONNX model: shared by the server, the `predict` command and benchmarks.
+
+The ONNX file is the single source of truth: it carries the feature configuration, label
+order, normalisation and calibration (see `export.export_onnx`). `EmotionModel` refuses a
+model whose feature configuration differs from `ser.config`, because the features this
+code computes would then not be the features the model was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from ser.audio import DEFAULT_MAX_SECONDS, Source, load_audio
+from ser.config import FEATURE_CONFIG, N_FRAMES, N_MFCC, SAMPLE_RATE, FeatureConfig
+from ser.features import clip_features
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL = REPO_ROOT / "model_store" / "ser_cnn_bilstm.onnx"
+
+
+def available_providers(prefer_gpu: bool = True) -> list[str]:
+    """CUDA first when onnxruntime-gpu sees a GPU, CPU always as the fallback."""
+    have = ort.get_available_providers()
+    wanted = (["CUDAExecutionProvider"] if prefer_gpu else []) + ["CPUExecutionProvider"]
+    return [p for p in wanted if p in have]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    feature_config: FeatureConfig
+    metadata: dict[str, str]
+
+
+def read_model_info(model_path: str | Path) -> ModelInfo:
+    """Metadata of an exported model, without building an inference session."""
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    return _info_from_metadata(session.get_modelmeta().custom_metadata_map, model_path)
+
+
+def _info_from_metadata(meta: dict[str, str], source: Any) -> ModelInfo:
+    try:
+        config = FeatureConfig.from_json(meta["feature_config"])
+        return ModelInfo(meta["model_name"], meta["model_version"], config.labels, config, meta)
+    except (KeyError, ValueError) as e:
+        raise RuntimeError(f"{source} lacks valid ser metadata ({e}); export it with export.export_onnx") from e
+
+
+class EmotionModel:
+    """An onnxruntime session plus the metadata that says how to feed it."""
+
+    def __init__(
+        self,
+        model_path: str | Path = BUNDLED_MODEL,
+        providers: list[str] | None = None,
+        intra_op_threads: int | None = None,
+    ) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads or int(os.environ.get("SER_ORT_THREADS", "1"))
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(model_path), options, providers=providers or available_providers()
+        )
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = _info_from_metadata(meta, model_path)
+        if self.info.feature_config != FEATURE_CONFIG:
+            raise RuntimeError(
+                f"{model_path} was trained with features {self.info.feature_config.to_json()}, "
+                f"but this code computes {FEATURE_CONFIG.to_json()}"
+            )
+        self.input_name = self.session.get_inputs()[0].name
+        self.labels = self.info.labels
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """(n, N_FRAMES, N_MFCC) float32 windows -> (n, n_labels) calibrated probabilities."""
+        if features.ndim != 3 or features.shape[1:] != (N_FRAMES, N_MFCC):
+            raise ValueError(f"expected (n, {N_FRAMES}, {N_MFCC}) features, got {features.shape}")
+        return self.session.run(None, {self.input_name: features.astype(np.float32, copy=False)})[0]
+
+    def analyse(self, source: Source, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, Any]:
+        """Decode, featurise and classify one recording; see `build_result` for the shape."""
+        samples = load_audio(source, max_seconds=max_seconds)
+        features, spans = clip_features(samples)
+        probs = self.predict_features(features)
+        return build_result(probs, spans, samples.shape[0] / SAMPLE_RATE, self.info)
+
+
+def _label_probs(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
+    return {label: round(float(p), 6) for label, p in zip(labels, probs, strict=True)}
+
+
+def build_result(
+    window_probs: np.ndarray,
+    spans: list[tuple[float, float]],
+    duration_s: float,
+    info: ModelInfo,
+) -> dict[str, Any]:
+    """The API's answer: whole-clip emotion from the mean of window probabilities.
+
+    Clips longer than one window also get `segments`, one per 4 s window.
+    """
+    mean = window_probs.mean(axis=0)
+    best = int(mean.argmax())
+    result: dict[str, Any] = {
+        "emotion": info.labels[best],
+        "confidence": round(float(mean[best]), 6),
+        "probabilities": _label_probs(info.labels, mean),
+        "duration_s": round(duration_s, 3),
+        "model": {"name": info.name, "version": info.version},
+    }
+    if len(spans) > 1:
+        result["segments"] = [
+            {
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "emotion": info.labels[int(p.argmax())],
+                "confidence": round(float(p.max()), 6),
+                "probabilities": _label_probs(info.labels, p),
+            }
+            for (start, end), p in zip(spans, window_probs, strict=True)
+        ]
+    return result
+
+
+def metadata_json(info: ModelInfo, key: str) -> Any:
+    """A JSON-valued metadata entry (metrics, normalisation, ...), or None."""
+    raw = info.metadata.get(key)
+    return json.loads(raw) if raw else None

@@ -1,0 +1,119 @@
+"""POST /predict: one uploaded recording in, its emotion out.
+
+A Starlette route rather than a BentoML `Path` input, so that the upload stays in memory
+(BentoML writes `Path` uploads to disk under the client's file name) and every refusal
+has the API's error shape. The model call goes through the service's batchable endpoint
+(adaptive batching) or straight to onnxruntime, as `SER_INFERENCE_MODE` says.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+
+import anyio
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ser.audio import AudioError, load_audio
+from ser.config import SAMPLE_RATE
+from ser.features import clip_features
+from ser.inference import EmotionModel, build_result
+from serving.errors import ApiError, error_response
+from serving.multipart import parse_multipart
+from serving.settings import SETTINGS, Settings
+
+FIELD = "audio"
+
+
+def encode_features(features: np.ndarray) -> str:
+    """float32 windows -> base64 text: 40x cheaper than JSON number lists for 6,920 floats."""
+    return base64.b64encode(np.ascontiguousarray(features, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_features(text: str, frames: int, coeffs: int) -> np.ndarray:
+    """Inverse of `encode_features`; ValueError for anything that isn't whole finite windows."""
+    raw = base64.b64decode(text, validate=True)
+    size = frames * coeffs * 4
+    if not raw or len(raw) % size:
+        raise ValueError(f"features must be a whole number of {frames}x{coeffs} float32 windows")
+    features = np.frombuffer(raw, dtype="<f4").reshape(-1, frames, coeffs)
+    if not np.isfinite(features).all():
+        raise ValueError("features hold NaN or infinite values")
+    return features
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError("bad_request", "invalid Content-Length header")
+        if int(declared) > limit:
+            raise ApiError("too_large", f"the upload is {int(declared)} bytes; the limit is {limit} bytes", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("too_large", f"the upload exceeds the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def pick_audio(body: bytes, content_type: str) -> bytes:
+    parts = parse_multipart(body, content_type)
+    audio = [p for p in parts if p.name == FIELD]
+    if not audio:
+        got = ", ".join(sorted({repr(p.name) for p in parts})) or "none"
+        raise ApiError("missing_file", f"no file field named '{FIELD}' in the form (fields sent: {got})")
+    if len(audio) > 1:
+        raise ApiError("too_many_files", f"send exactly one file in the '{FIELD}' field, not {len(audio)}")
+    return bytes(audio[0].data)
+
+
+def _is_overload(exc: Exception) -> bool:
+    """BentoML's ServiceUnavailable (503), raised directly or relayed by the self-call client."""
+    from bentoml.exceptions import BentoMLException
+
+    status = getattr(exc, "error_code", None)
+    return isinstance(exc, BentoMLException) and int(getattr(status, "value", status) or 0) == 503
+
+
+Classifier = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+def make_predict_endpoint(
+    get_model: Callable[[], EmotionModel],
+    get_classifier: Callable[[], Classifier],
+    settings: Settings = SETTINGS,
+) -> Callable[[Request], Awaitable[Response]]:
+    """Build the route handler; the getters resolve the service instance lazily per worker."""
+
+    async def predict(request: Request) -> Response:
+        if request.method != "POST":
+            return error_response("method_not_allowed", "POST a multipart form with an 'audio' file", 405)
+        try:
+            body = await read_body(request, settings.max_upload_bytes)
+            data = pick_audio(body, request.headers.get("content-type", ""))
+            del body
+            if not data:
+                raise ApiError("empty_file", f"the '{FIELD}' file is empty")
+            samples = await anyio.to_thread.run_sync(load_audio, data, SAMPLE_RATE, settings.max_audio_seconds)
+            del data  # the upload is not kept a moment longer than decoding needs
+            features, spans = await anyio.to_thread.run_sync(clip_features, samples)
+            try:
+                probs = await get_classifier()(features)
+            except Exception as e:  # batching dispatcher shedding load, or its self-call failing
+                if _is_overload(e):
+                    return error_response("overloaded", "the server is busy; retry shortly", 503,
+                                          headers={"retry-after": "1"})  # fmt: skip
+                raise
+            model = get_model()
+            return JSONResponse(build_result(probs, spans, samples.shape[0] / SAMPLE_RATE, model.info))
+        except AudioError as e:
+            return error_response(e.code, e.message, e.status)
+        except ApiError as e:
+            return error_response(e.code, e.message, e.status)
+
+    return predict

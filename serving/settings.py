@@ -1,0 +1,42 @@
+"""Server settings, from environment variables so a container can change them.
+
+Decorator settings (workers, timeouts) are frozen into a Bento at build time; these are
+read when the server starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_upload_bytes: int = int(_env("SER_MAX_UPLOAD_MB", "25")) * 1024 * 1024
+    max_audio_seconds: float = float(_env("SER_MAX_AUDIO_SECONDS", "600"))
+    # "batching": send features to the batchable endpoint (adaptive batching across
+    # requests); "direct": run onnxruntime in the request's own worker thread.
+    inference_mode: str = _env("SER_INFERENCE_MODE", "direct")
+    workers: int = int(_env("SER_WORKERS", "2"))
+    max_batch_size: int = int(_env("SER_MAX_BATCH_SIZE", "32"))
+    # BentoML's dispatcher answers 503 to calls it expects to finish later than this, so
+    # this is a shedding deadline, not the batching wait (which it tunes by itself)
+    max_latency_ms: int = int(_env("SER_MAX_LATENCY_MS", "1000"))
+    max_concurrency: int = int(_env("SER_MAX_CONCURRENCY", "64"))
+    request_timeout_s: float = float(_env("SER_REQUEST_TIMEOUT_S", "60"))
+
+    def __post_init__(self) -> None:
+        if self.inference_mode not in {"batching", "direct"}:
+            raise ValueError(f"SER_INFERENCE_MODE must be 'batching' or 'direct', not {self.inference_mode!r}")
+
+    @property
+    def ort_threads(self) -> int:
+        """onnxruntime threads per worker: cores / workers, so workers don't fight."""
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
+
+SETTINGS = Settings()

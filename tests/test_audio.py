@@ -1,0 +1,134 @@
+"""Decoding: every supported container, depth, rate and channel count; every refusal."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser.audio import AudioError, load_audio
+from ser.config import SAMPLE_RATE
+from tests.audio_factory import encode, read_mono, resampled
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype"),
+    [("WAV", "PCM_U8"), ("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "PCM_32"), ("WAV", "FLOAT"),
+     ("WAV", "DOUBLE"), ("FLAC", "PCM_16"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")],
+)  # fmt: skip
+def test_formats_decode_to_the_same_speech(speech_clip, fmt, subtype):
+    samples, rate = read_mono(speech_clip)
+    reference = load_audio(encode(samples, rate, "WAV", "FLOAT"))
+    got = load_audio(encode(samples, rate, fmt, subtype))
+    assert got.dtype == np.float32 and got.ndim == 1
+    # lossy codecs shift the signal by an encoder delay; compare length and loudness
+    assert abs(len(got) - len(reference)) < 0.1 * SAMPLE_RATE
+    assert np.sqrt(np.mean(got**2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.1)
+
+
+@pytest.mark.parametrize("rate", [8_000, 16_000, 22_050, 44_100, 48_000, 96_000, 192_000])
+def test_any_rate_resamples_to_model_rate(speech_clip, rate):
+    samples = load_audio(resampled(speech_clip, rate))
+    duration = read_mono(speech_clip)[0].shape[0] / sf.info(speech_clip).samplerate
+    assert samples.shape[0] == pytest.approx(duration * SAMPLE_RATE, abs=2)
+
+
+@pytest.mark.parametrize("channels", [2, 6])
+def test_channels_are_downmixed(speech_clip, channels):
+    mono = load_audio(resampled(speech_clip, 48_000))
+    multi = load_audio(resampled(speech_clip, 48_000, channels=channels))
+    np.testing.assert_allclose(multi, mono, atol=1e-4)
+
+
+def _error(data: bytes, **kw) -> AudioError:
+    with pytest.raises(AudioError) as info:
+        load_audio(data, **kw)
+    return info.value
+
+
+def test_empty_file():
+    e = _error(b"")
+    assert (e.code, e.status) == ("empty_file", 400)
+
+
+@pytest.mark.parametrize("payload", [b"<html><body>hi</body></html>", b'{"a": 1}', b"PK\x03\x04" + b"\0" * 100,
+                                     b"\x89PNG\r\n\x1a\n" + b"\0" * 100, bytes(range(256)) * 8])  # fmt: skip
+def test_not_audio(payload):
+    e = _error(payload)
+    assert e.status in (400, 415) and e.code in ("unsupported_format", "corrupt_audio")
+
+
+def test_truncated_flac_is_refused_or_shorter(speech_clip):
+    data = speech_clip.read_bytes()
+    e = _error(data[:200])
+    assert e.status in (400, 415, 422)
+
+
+def test_nan_samples():
+    samples = np.full(SAMPLE_RATE, np.nan, dtype=np.float32)
+    e = _error(encode(samples, SAMPLE_RATE, "WAV", "FLOAT"))
+    assert (e.code, e.status) == ("invalid_samples", 422)
+
+
+def test_infinite_samples():
+    samples = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    samples[100] = np.inf
+    assert _error(encode(samples, SAMPLE_RATE, "WAV", "FLOAT")).code == "invalid_samples"
+
+
+def test_too_short():
+    samples = (0.1 * np.sin(np.arange(2000) / 5)).astype(np.float32)
+    e = _error(encode(samples, 16_000))
+    assert (e.code, e.status) == ("too_short", 422)
+    assert "0.12 s" in e.message
+
+
+def test_too_long():
+    samples = (0.1 * np.sin(np.arange(16_000 * 12) / 5)).astype(np.float32)
+    e = _error(encode(samples, 16_000), max_seconds=10)
+    assert (e.code, e.status) == ("too_long", 413)
+
+
+def test_silence():
+    e = _error(encode(np.zeros(16_000 * 2, dtype=np.float32), 16_000))
+    assert (e.code, e.status) == ("silent_audio", 422)
+
+
+def _wav_header(rate: int, channels: int, bits: int = 16, data_size: int = 1000) -> bytes:
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
+    return (b"RIFF" + struct.pack("<I", min(36 + data_size, 0xFFFFFFFF)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", data_size))  # fmt: skip
+
+
+@pytest.mark.parametrize(("rate", "code"), [(4_000, "unsupported_sample_rate"), (1, None), (10_000_000, None)])
+def test_sample_rates_out_of_range(rate, code):
+    e = _error(_wav_header(rate, 1) + b"\1\0" * 500)
+    assert 400 <= e.status < 500
+    if code:
+        assert e.code == code
+
+
+def test_lying_data_size_is_bounded():
+    # header claims 4 GB of samples; only 1 s is present
+    e_or_samples = _wav_header(16_000, 1, data_size=0xFFFFFFF0) + (0.1 * np.ones(16_000) * 32767).astype("<i2").tobytes()
+    try:
+        samples = load_audio(e_or_samples)
+        assert samples.shape[0] <= 1.01 * SAMPLE_RATE
+    except AudioError as e:
+        assert 400 <= e.status < 500
+
+
+def test_error_message_names_the_problem():
+    e = _error(b"not audio at all" * 10)
+    assert "WAV" in e.message and "MP3" in e.message
+    assert str(e).startswith(e.code)
+
+
+def test_file_object_and_path_sources(speech_clip):
+    a = load_audio(speech_clip)
+    b = load_audio(io.BytesIO(speech_clip.read_bytes()))
+    np.testing.assert_array_equal(a, b)

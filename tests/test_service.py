@@ -1,0 +1,229 @@
+"""The service over real HTTP: a `bentoml serve` process started by the tests."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import numpy as np
+import pytest
+import requests
+
+from ser.config import LABELS
+from tests.audio_factory import encode, read_mono, resampled
+from tests.conftest import start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+
+def post(server, data: bytes, name="clip.wav", ctype="audio/wav", field="audio", timeout=60):
+    return requests.post(f"{server.url}/predict", files={field: (name, data, ctype)}, timeout=timeout)
+
+
+def assert_result(body: dict, duration: float | None = None) -> None:
+    assert body["emotion"] in LABELS
+    assert set(body["probabilities"]) == set(LABELS)
+    assert sum(body["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert body["confidence"] == pytest.approx(max(body["probabilities"].values()), abs=1e-6)
+    assert body["probabilities"][body["emotion"]] == body["confidence"]
+    assert body["model"]["name"] == "ser_cnn_bilstm" and body["model"]["version"]
+    if duration is not None:
+        assert body["duration_s"] == pytest.approx(duration, abs=0.05)
+
+
+def assert_error(resp, status: int, code: str | None = None) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code, body
+    return body
+
+
+def test_health_endpoints(server):
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert requests.get(server.url + path, timeout=10).status_code == 200
+
+
+def test_original_flac(server, speech_clip):
+    r = post(server, speech_clip.read_bytes(), "a.flac", "audio/flac")
+    assert r.status_code == 200, r.text
+    assert_result(r.json(), duration=3.87)
+    assert "segments" not in r.json()
+
+
+@pytest.mark.parametrize(
+    ("rate", "fmt", "subtype", "channels", "ctype"),
+    [(48_000, "WAV", "PCM_16", 1, "audio/wav"), (16_000, "WAV", "PCM_24", 2, "audio/wav"),
+     (44_100, "WAV", "FLOAT", 1, "audio/x-wav"), (8_000, "WAV", "PCM_U8", 1, "audio/wav"),
+     (44_100, "OGG", "VORBIS", 2, "audio/ogg"), (44_100, "MP3", "MPEG_LAYER_III", 1, "audio/mpeg")],
+)  # fmt: skip
+def test_formats_and_rates(server, speech_clip, rate, fmt, subtype, channels, ctype):
+    data = resampled(speech_clip, rate, fmt, subtype, channels)
+    r = post(server, data, f"clip.{fmt.lower()}", ctype)
+    assert r.status_code == 200, r.text
+    assert_result(r.json(), duration=None if fmt == "MP3" else 3.87)
+
+
+def test_same_clip_same_answer_at_48k(server, speech_clip):
+    a = post(server, speech_clip.read_bytes(), "a.flac", "audio/flac").json()
+    b = post(server, resampled(speech_clip, 48_000, subtype="FLOAT")).json()
+    assert a["emotion"] == b["emotion"]
+    for label in LABELS:
+        assert a["probabilities"][label] == pytest.approx(b["probabilities"][label], abs=0.02)
+
+
+def test_long_clip_has_segments(server, ravdess_root):
+    paths = sorted((ravdess_root / "Actor_02").glob("*.flac"))[:3]
+    parts = [read_mono(p) for p in paths]
+    rate = parts[0][1]
+    samples = np.concatenate([s for s, _ in parts])
+    duration = len(samples) / rate
+    r = post(server, encode(samples, rate))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert_result(body, duration)
+    segments = body["segments"]
+    assert len(segments) >= 4 and segments[0]["start"] == 0
+    assert segments[-1]["end"] == pytest.approx(duration, abs=0.05)
+    for seg in segments:
+        assert seg["end"] - seg["start"] == pytest.approx(4.0, abs=1e-3)
+        assert seg["emotion"] in LABELS
+    mean = {k: np.mean([s["probabilities"][k] for s in segments]) for k in LABELS}
+    for k in LABELS:
+        assert body["probabilities"][k] == pytest.approx(mean[k], abs=1e-5)
+
+
+def _wav_seconds(seconds: float, rate=8_000) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return encode((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate, "WAV", "PCM_U8")
+
+
+BAD_INPUTS = {
+    "empty file": (lambda clip: b"", 400, "empty_file"),
+    "html as wav": (lambda clip: b"<html><body>not audio</body></html>", 415, "unsupported_format"),
+    "json as wav": (lambda clip: b'{"audio": "no"}', 415, "unsupported_format"),
+    "png as wav": (lambda clip: b"\x89PNG\r\n\x1a\n" + b"\0" * 300, 415, "unsupported_format"),
+    "truncated flac": (lambda clip: clip.read_bytes()[:300], None, None),
+    "too short": (lambda clip: _wav_seconds(0.2), 422, "too_short"),
+    "too long": (lambda clip: _wav_seconds(601), 413, "too_long"),
+    "silence": (lambda clip: encode(np.zeros(32_000, np.float32), 16_000), 422, "silent_audio"),
+    "nan samples": (lambda clip: encode(np.full(16_000, np.nan, np.float32), 16_000, "WAV", "FLOAT"), 422,
+                    "invalid_samples"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_audio_gets_a_clear_4xx(server, speech_clip, case):
+    make, status, code = BAD_INPUTS[case]
+    r = post(server, make(speech_clip))
+    if status is None:
+        assert 400 <= r.status_code < 500, r.text
+        assert_error(r, r.status_code)
+    else:
+        assert_error(r, status, code)
+
+
+def test_missing_field(server, speech_clip):
+    r = requests.post(f"{server.url}/predict", files={"file": ("a.flac", speech_clip.read_bytes(), "audio/flac")})
+    body = assert_error(r, 400, "missing_file")
+    assert "'audio'" in body["error"]["message"] and "'file'" in body["error"]["message"]
+
+
+def test_two_files(server, speech_clip):
+    data = speech_clip.read_bytes()
+    files = [("audio", ("a.flac", data, "audio/flac")), ("audio", ("b.flac", data, "audio/flac"))]
+    assert_error(requests.post(f"{server.url}/predict", files=files), 400, "too_many_files")
+
+
+def test_not_multipart(server, speech_clip):
+    r = requests.post(f"{server.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "audio/flac"})
+    assert_error(r, 415, "unsupported_media_type")
+    r = requests.post(f"{server.url}/predict", json={"audio": "https://example.com/a.wav"})
+    assert_error(r, 415, "unsupported_media_type")
+
+
+def test_malformed_multipart(server):
+    r = requests.post(f"{server.url}/predict", data=b"--xyz\r\ngarbage",
+                      headers={"content-type": "multipart/form-data; boundary=xyz"})  # fmt: skip
+    assert_error(r, 400)
+
+
+def test_get_is_refused(server):
+    assert_error(requests.get(f"{server.url}/predict"), 405, "method_not_allowed")
+
+
+def test_too_large_is_refused(server):
+    big = b"\0" * (26 * 1024 * 1024)
+    assert_error(post(server, big), 413, "too_large")
+
+
+def test_still_serving_after_bad_input(server, speech_clip):
+    for make, _, _ in BAD_INPUTS.values():
+        post(server, make(speech_clip))
+    assert server.alive()
+    r = post(server, speech_clip.read_bytes(), "a.flac", "audio/flac")
+    assert r.status_code == 200
+
+
+def test_classify_features_endpoint(server, speech_clip):
+    from ser.audio import load_audio
+    from ser.features import clip_features
+    from serving.predict import encode_features
+
+    features, _ = clip_features(load_audio(speech_clip))
+    r = requests.post(f"{server.url}/classify_features", json={"features": [encode_features(features)]})
+    assert r.status_code == 200, r.text
+    probs = np.array(r.json()[0])
+    direct = post(server, speech_clip.read_bytes(), "a.flac", "audio/flac").json()["probabilities"]
+    np.testing.assert_allclose(probs[0], [direct[k] for k in LABELS], atol=1e-5)
+    bad = requests.post(f"{server.url}/classify_features", json={"features": ["AAAA"]})
+    assert bad.status_code == 400
+
+
+def burst(server, payloads: list[bytes], clients: int) -> list[int]:
+    with requests.Session() as _, cf.ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(lambda d: post(server, d).status_code, payloads))
+
+
+def test_concurrent_burst_has_no_failures(server, ravdess_root):
+    clips = sorted(ravdess_root.glob("Actor_0[3-4]/*.flac"))[:32]
+    payloads = [p.read_bytes() for p in clips] * 4
+    codes = burst(server, payloads, clients=16)
+    assert codes == [200] * len(payloads)
+
+
+@pytest.fixture(scope="module")
+def batching_server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("batching"), {"SER_INFERENCE_MODE": "batching"})
+    yield srv
+    stop_server(srv)
+
+
+def test_batching_mode_agrees_and_survives_load(batching_server, server, ravdess_root):
+    """Adaptive batching through the self-call: same answers, and no 500s past 100 requests
+    (bentoml/BentoML#5540: the self-call session used to be recycled every 100 requests)."""
+    clips = sorted(ravdess_root.glob("Actor_05/*.flac"))[:40]
+    payloads = [p.read_bytes() for p in clips] * 4  # 160 requests > max_requests default of 100
+    codes = burst(batching_server, payloads, clients=16)
+    assert codes == [200] * len(payloads)
+    a = post(batching_server, payloads[0]).json()["probabilities"]
+    b = post(server, payloads[0]).json()["probabilities"]
+    for k in LABELS:
+        assert a[k] == pytest.approx(b[k], abs=1e-5)
+    metrics = requests.get(batching_server.url + "/metrics", timeout=10).text
+    assert "bentoml_service_adaptive_batch_size" in metrics
+
+
+def test_upload_never_written_to_disk(server, speech_clip, tmp_path):
+    """The upload's file name must not appear anywhere under the temp dirs while serving."""
+    import os
+    import tempfile
+
+    marker = "secret-name-0d1f2e"
+    r = post(server, speech_clip.read_bytes(), f"{marker}.flac", "audio/flac")
+    assert r.status_code == 200
+    for root in {tempfile.gettempdir(), os.environ.get("TMPDIR", "/tmp")}:
+        for _, _, files in os.walk(root):
+            assert not any(marker in f for f in files)

@@ -1,0 +1,65 @@
+"""Speaker-independent splits and the calibration maths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser.datasets import Clip
+from training.metrics import expected_calibration_error, fit_temperature, summary
+from training.splits import fold_split, holdout_split, speaker_folds
+
+
+def fake_clips(n_speakers=20, per=10):
+    return [Clip(Path(f"{s}_{i}.wav"), "angry" if i % 2 else "sad", f"ravdess:{s:02d}", "ravdess",
+                 "male" if s % 2 else "female") for s in range(1, n_speakers + 1) for i in range(per)]  # fmt: skip
+
+
+def test_folds_partition_speakers_with_gender_balance():
+    clips = fake_clips()
+    folds = speaker_folds(clips, 5, seed=0)
+    assert sorted(s for f in folds for s in f) == sorted({c.speaker for c in clips})
+    for fold in folds:
+        assert len(fold) == 4
+        genders = [int(s.split(":")[1]) % 2 for s in fold]
+        assert sum(genders) == 2  # two male, two female
+
+
+@pytest.mark.parametrize("test_fold", range(5))
+def test_no_speaker_on_two_sides(test_fold):
+    clips = fake_clips()
+    split = fold_split(clips, speaker_folds(clips, 5, seed=1), test_fold)
+    sides = [{clips[i].speaker for i in idx} for idx in (split.train, split.val, split.test)]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert len(split.train) + len(split.val) + len(split.test) == len(clips)
+
+
+def test_holdout_split_checks_speakers():
+    clips = fake_clips(4)
+    split = holdout_split(clips, ["ravdess:01"])
+    assert {clips[i].speaker for i in split.val} == {"ravdess:01"}
+    with pytest.raises(ValueError):
+        holdout_split(clips, ["ravdess:99"])
+
+
+def test_temperature_scaling_fixes_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 8, 4000)
+    logits = rng.normal(0, 1, (4000, 8))
+    logits[np.arange(4000), y] += 1.5  # informative but ...
+    logits *= 4  # ... far too confident
+    t = fit_temperature(logits, y)
+    assert 2 < t < 6  # the overconfidence factor was 4
+    p_before = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    p_after = np.exp(logits / t) / np.exp(logits / t).sum(1, keepdims=True)
+    assert expected_calibration_error(y, p_after) < expected_calibration_error(y, p_before) / 3
+
+
+def test_summary_metrics():
+    y = np.array([0, 0, 0, 1])
+    probs = np.eye(8)[[0, 0, 1, 1]]
+    s = summary(y, probs)
+    assert s["weighted_accuracy"] == 0.75
+    assert s["unweighted_accuracy"] == pytest.approx((2 / 3 + 1) / 2)

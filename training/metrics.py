@@ -1,0 +1,70 @@
+"""Metrics and calibration, in numpy: what the model card and evaluation report."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+from ser.config import LABELS
+
+N = len(LABELS)
+
+
+def summary(y_true: np.ndarray, probs: np.ndarray) -> dict:
+    """Unweighted accuracy (mean per-class recall), weighted accuracy, macro-F1, ECE, NLL."""
+    y_pred = probs.argmax(axis=1)
+    present = np.unique(y_true)
+    recalls = [np.mean(y_pred[y_true == c] == c) for c in present]
+    return {
+        "unweighted_accuracy": float(np.mean(recalls)),
+        "weighted_accuracy": float(np.mean(y_pred == y_true)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro")),
+        "ece": expected_calibration_error(y_true, probs),
+        "nll": float(-np.mean(np.log(probs[np.arange(len(y_true)), y_true] + 1e-12))),
+        "n": int(len(y_true)),
+    }
+
+
+def report(y_true: np.ndarray, probs: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Per-class precision/recall/F1 and the confusion matrix (rows true, columns predicted)."""
+    y_pred = probs.argmax(axis=1)
+    per_class = classification_report(
+        y_true, y_pred, labels=list(range(N)), target_names=list(LABELS),
+        output_dict=True, zero_division=0,
+    )  # fmt: skip
+    return per_class, confusion_matrix(y_true, y_pred, labels=list(range(N)))
+
+
+def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        mask = (conf > lo) & (conf <= hi)
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood on held-out speakers."""
+
+    def nll(log_t: float) -> float:
+        lp = log_softmax(logits / np.exp(log_t), axis=1)
+        return float(-lp[np.arange(len(y_true)), y_true].mean())
+
+    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def clip_probabilities(
+    logits: np.ndarray, clip: np.ndarray, temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average window probabilities per clip, as the server does. Returns (clip ids, probs)."""
+    probs = softmax(logits / temperature, axis=1)
+    ids = np.unique(clip)
+    return ids, np.stack([probs[clip == i].mean(axis=0) for i in ids])

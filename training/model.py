@@ -1,0 +1,64 @@
+"""The CNN+BiLSTM classifier, built with the Keras Functional API (tf2onnx needs it).
+
+Input: MFCC windows (batch, 173 frames, 40 coefficients), un-normalised. The graph itself
+holds the per-clip mean subtraction and the training-set standardisation, and the
+inference model adds temperature scaling and softmax, so the exported ONNX file carries
+every number that turns features into calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from ser.config import N_CLASSES, N_FRAMES, N_MFCC
+from training.config import TrainConfig
+
+
+@keras.saving.register_keras_serializable(package="ser")
+class UtteranceMeanNorm(layers.Layer):
+    """Subtract each window's mean over time per coefficient (cepstral mean normalisation)."""
+
+    def call(self, x):
+        return x - keras.ops.mean(x, axis=1, keepdims=True)
+
+
+def normalisation_stats(x: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-coefficient mean and variance of training features, after the CMN step."""
+    if cfg.utterance_cmn:
+        x = x - x.mean(axis=1, keepdims=True)
+    return x.mean(axis=(0, 1)), x.var(axis=(0, 1)) + 1e-6
+
+
+def build_classifier(cfg: TrainConfig, mean: np.ndarray, var: np.ndarray) -> keras.Model:
+    """Features -> logits. Conv blocks pool time by 4 and coefficients by 8, then a BiLSTM."""
+    inputs = keras.Input((N_FRAMES, N_MFCC), name="mfcc")
+    x = UtteranceMeanNorm(name="cmn")(inputs) if cfg.utterance_cmn else inputs
+    x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(x)
+    x = layers.Reshape((N_FRAMES, N_MFCC, 1))(x)
+    pools = [(2, 2), (2, 2), (1, 2)]
+    for i, (filters, pool) in enumerate(zip(cfg.conv_filters, pools, strict=True)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(pool)(x)
+        x = layers.SpatialDropout2D(cfg.dropout / 3)(x)
+    _, frames, coeffs, channels = x.shape
+    x = layers.Reshape((frames, coeffs * channels))(x)
+    x = layers.Bidirectional(layers.LSTM(cfg.lstm_units, return_sequences=True), name="bilstm")(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Dense(cfg.dense_units, activation="relu")(x)
+    x = layers.Dropout(cfg.dropout)(x)
+    logits = layers.Dense(N_CLASSES, name="logits")(x)
+    return keras.Model(inputs, logits, name="ser_cnn_bilstm")
+
+
+def build_inference_model(classifier: keras.Model, temperature: float) -> keras.Model:
+    """Logits / temperature -> softmax: calibrated probabilities, output name `probabilities`."""
+    inputs = keras.Input((N_FRAMES, N_MFCC), name="mfcc")
+    logits = classifier(inputs)
+    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(logits)
+    probs = layers.Activation("softmax", name="probabilities")(scaled)
+    return keras.Model(inputs, probs, name="ser_inference")

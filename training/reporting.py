@@ -1,0 +1,93 @@
+"""Run-folder outputs: metrics JSON, plots, and the data and config behind them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ser.config import FEATURE_CONFIG, LABELS  # noqa: E402
+from ser.datasets import Clip  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.splits import Split  # noqa: E402
+
+
+def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
+    matrix = np.asarray(matrix, dtype=float)
+    norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right")
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    for i in range(len(LABELS)):
+        for j in range(len(LABELS)):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a.plot(epochs, [h["loss"] for h in history])
+    a.set_title("training loss")
+    a.set_xlabel("epoch")
+    b.plot(epochs, [h["train_accuracy"] for h in history], label="train accuracy (augmented)")
+    b.plot(epochs, [h["val_ua"] for h in history], label="validation UA (held-out speakers)")
+    b.set_xlabel("epoch")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def data_summary(clips: Sequence[Clip], split: Split, corpus_args: Sequence[str]) -> dict:
+    def side(idx: list[int]) -> dict:
+        return {
+            "clips": len(idx),
+            "speakers": sorted({clips[i].speaker for i in idx}),
+            "labels": dict(sorted(Counter(clips[i].label for i in idx).items())),
+        }
+
+    return {
+        "corpora": sorted({c.corpus for c in clips}),
+        "corpus_args": [a.split("=", 1)[0] for a in corpus_args],  # paths are the user's own
+        "train": side(split.train),
+        "val": side(split.val),
+        "test": side(split.test),
+    }
+
+
+def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wall_s: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    result.inference_model.save(out / "model.keras")
+    (out / "config.json").write_text(json.dumps(
+        {"train": cfg.to_dict(), "features": json.loads(FEATURE_CONFIG.to_json())}, indent=2))  # fmt: skip
+    (out / "data.json").write_text(json.dumps(data_summary(clips, split, corpus_args), indent=2))
+    summary = {
+        "protocol": "train on all speakers but the validation fold; early stopping and "
+        "temperature scaling on the validation speakers",
+        "temperature": result.temperature,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "val": result.val,
+        "val_uncalibrated": result.val_uncalibrated,
+        "wall_seconds": round(wall_s, 1),
+        "train_seconds": round(result.seconds, 1),
+        "history": result.history,
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    plot_curves(result.history, out / "training_curves.png")
