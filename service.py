@@ -3,8 +3,8 @@
     bentoml serve service:SpeechEmotion        (or ./serve.sh, which also sets things up)
 
 Routes: /predict (multipart upload, see serving.predict), /classify_features (the
-batchable model endpoint, base64 float32 MFCC windows), the web pages, and BentoML's
-/livez, /readyz, /metrics. No TensorFlow and no librosa are imported here.
+batchable model endpoint, base64 float32 MFCC windows), the web pages (/, /technical,
+/demo, /about), /docs and /openapi.json, /model, and BentoML's /livez, /readyz, /metrics. No TensorFlow and no librosa are imported here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from serving.middleware import BodyLimitMiddleware, BodyTooLarge, too_large_hand
 from serving.model_import import MODEL_FILE
 from serving.predict import decode_features, encode_features, make_predict_endpoint
 from serving.settings import SETTINGS
+from web import pages
 
 MODEL_TAG = "ser_cnn_bilstm:latest"
 
@@ -48,7 +49,14 @@ def _classifier():
 
 
 app = Starlette(
-    routes=[Route("/predict", make_predict_endpoint(lambda: _service().model, _classifier), methods=["GET", "POST"])],
+    routes=[
+        Route("/predict", make_predict_endpoint(lambda: _service().model, _classifier), methods=["GET", "POST"]),
+        *pages.routes(
+            get_info=lambda: _service().model.info,
+            get_model_dir=lambda: Path(_service().bento_model.path),
+            get_openapi=lambda: SpeechEmotion.openapi_spec.asdict(),
+        ),
+    ],
     exception_handlers={BodyTooLarge: too_large_handler},
 )
 

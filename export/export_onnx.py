@@ -77,6 +77,7 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
         "labels": json.dumps(list(LABELS)),
         "normalisation": json.dumps({
             "per_clip_mean_subtraction": bool(run_config["train"]["utterance_cmn"]),
+            "per_clip_variance_scaling": bool(run_config["train"].get("utterance_cvn", False)),
             "mean": np.asarray(norm.mean).reshape(-1).round(5).tolist(),
             "variance": np.asarray(norm.variance).reshape(-1).round(5).tolist(),
             "fitted_on": "training speakers only",

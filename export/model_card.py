@@ -58,8 +58,9 @@ def render(model_path: Path, export_report: dict | None) -> str:
         f"{fc.n_mels} mel bands, n_fft {fc.n_fft}, hop {fc.hop_length}, {fc.n_frames} frames = "
         f"{fc.clip_seconds} s. Shorter clips are zero-padded; longer clips are cut into 4 s windows "
         "every 2 s and the window probabilities are averaged.",
-        "- Per-window mean subtraction per coefficient, then standardisation with statistics "
-        "fitted on the training speakers only; both are inside the ONNX graph.",
+        f"- Per-window mean{' and variance' if (metadata_json(info, 'normalisation') or {}).get('per_clip_variance_scaling') else ''} "
+        "normalisation per coefficient, then standardisation with statistics fitted on the "
+        "training speakers only; both are inside the ONNX graph.",
         f"- CNN ({train_cfg.get('conv_filters')}) + BiLSTM({train_cfg.get('lstm_units')}) + dense, "
         f"{arch.get('total_params', '?'):,} parameters; temperature scaling "
         f"(T = {float(metadata_json(info, 'temperature') or 1):.2f}) fitted on the validation speakers.",

@@ -19,7 +19,11 @@ librosa = pytest.importorskip("librosa")
 def normalise(features: np.ndarray) -> np.ndarray:
     """The normalisation inside the bundled model, applied in numpy."""
     norm = metadata_json(read_model_info(BUNDLED_MODEL), "normalisation")
-    x = features - features.mean(axis=-2, keepdims=True) if norm["per_clip_mean_subtraction"] else features
+    x = features
+    if norm["per_clip_mean_subtraction"]:
+        x = x - x.mean(axis=-2, keepdims=True)
+        if norm.get("per_clip_variance_scaling"):
+            x = x / (x.std(axis=-2, keepdims=True) + 1e-3)
     return (x - np.array(norm["mean"])) / np.sqrt(np.array(norm["variance"]))
 
 

@@ -20,6 +20,7 @@ class TrainConfig:
     dense_units: int = 64
     dropout: float = 0.3  # 720-1000 training clips: heavy regularisation pays
     utterance_cmn: bool = True  # subtract each clip's mean MFCC: removes channel/level offsets
+    utterance_cvn: bool = False  # also divide by each clip's std per coefficient
     # optimisation
     epochs: int = 40  # upper bound; early stopping usually ends sooner
     batch_size: int = 32

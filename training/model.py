@@ -18,23 +18,35 @@ from training.config import TrainConfig
 
 @keras.saving.register_keras_serializable(package="ser")
 class UtteranceMeanNorm(layers.Layer):
-    """Subtract each window's mean over time per coefficient (cepstral mean normalisation)."""
+    """Per-window cepstral mean (and optionally variance) normalisation over time."""
+
+    def __init__(self, scale: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
 
     def call(self, x):
-        return x - keras.ops.mean(x, axis=1, keepdims=True)
+        x = x - keras.ops.mean(x, axis=1, keepdims=True)
+        if self.scale:
+            x = x / (keras.ops.std(x, axis=1, keepdims=True) + 1e-3)
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale}
 
 
 def normalisation_stats(x: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-coefficient mean and variance of training features, after the CMN step."""
     if cfg.utterance_cmn:
         x = x - x.mean(axis=1, keepdims=True)
+        if cfg.utterance_cvn:
+            x = x / (x.std(axis=1, keepdims=True) + 1e-3)
     return x.mean(axis=(0, 1)), x.var(axis=(0, 1)) + 1e-6
 
 
 def build_classifier(cfg: TrainConfig, mean: np.ndarray, var: np.ndarray) -> keras.Model:
     """Features -> logits. Conv blocks pool time by 4 and coefficients by 8, then a BiLSTM."""
     inputs = keras.Input((N_FRAMES, N_MFCC), name="mfcc")
-    x = UtteranceMeanNorm(name="cmn")(inputs) if cfg.utterance_cmn else inputs
+    x = UtteranceMeanNorm(scale=cfg.utterance_cvn, name="cmn")(inputs) if cfg.utterance_cmn else inputs
     x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(x)
     x = layers.Reshape((N_FRAMES, N_MFCC, 1))(x)
     pools = [(2, 2), (2, 2), (1, 2)]
