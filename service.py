@@ -16,10 +16,18 @@ import bentoml
 import numpy as np
 from starlette.applications import Starlette
 from starlette.routing import Route
+from threadpoolctl import threadpool_limits
 
 from ser.config import N_FRAMES, N_MFCC
 from ser.inference import EmotionModel, available_providers
-from serving.middleware import BodyLimitMiddleware, BodyTooLarge, too_large_handler
+from serving.middleware import (
+    BodyLimitMiddleware,
+    BodyTooLarge,
+    ConcurrencyLimitMiddleware,
+    ErrorShapeMiddleware,
+    JsonOnlyMiddleware,
+    too_large_handler,
+)
 from serving.model_import import MODEL_FILE
 from serving.predict import decode_features, encode_features, make_predict_endpoint
 from serving.settings import SETTINGS
@@ -64,7 +72,7 @@ app = Starlette(
 @bentoml.service(
     name="speech_emotion",
     workers=SETTINGS.workers,
-    traffic={"timeout": SETTINGS.request_timeout_s, "max_concurrency": SETTINGS.max_concurrency},
+    traffic={"timeout": SETTINGS.request_timeout_s, "max_concurrency": 4 * SETTINGS.max_concurrency},
     # bentoml/BentoML#5540: the self-call session is recycled every 100 requests by
     # default, which fails 1-8 % of calls under load; keep one session for the worker.
     runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
@@ -74,6 +82,9 @@ class SpeechEmotion:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        # numpy's BLAS would start a thread per core in every worker; the feature matrices
+        # are small, and spinning BLAS threads across workers oversubscribe the cores
+        threadpool_limits(1, user_api="blas")
         path = Path(self.bento_model.path_of(MODEL_FILE))
         self.model = EmotionModel(path, providers=available_providers(), intra_op_threads=SETTINGS.ort_threads)
 
@@ -88,6 +99,8 @@ class SpeechEmotion:
         `ser.features.clip_features`. Returns, per item, n rows of probabilities in the
         order of the model's labels.
         """
+        if not features:  # an empty batch is valid and has an empty answer
+            return []
         try:
             arrays = [decode_features(f, N_FRAMES, N_MFCC) for f in features]
         except (ValueError, TypeError) as e:
@@ -100,4 +113,9 @@ class SpeechEmotion:
         return out
 
 
+# Listed outermost first: one error shape for everything, then the public concurrency
+# cap, then the body limit. BentoML's own max_concurrency (above) is a looser backstop.
+SpeechEmotion.add_asgi_middleware(ErrorShapeMiddleware)
+SpeechEmotion.add_asgi_middleware(ConcurrencyLimitMiddleware, limit=SETTINGS.max_concurrency)
 SpeechEmotion.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_upload_bytes)
+SpeechEmotion.add_asgi_middleware(JsonOnlyMiddleware, paths=("/classify_features",))

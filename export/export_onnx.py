@@ -226,9 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     report["shipped"] = "int8" if chosen.name.endswith("int8.onnx") else "fp32"
     report["model_version"] = version
     (args.out / "export_report.json").write_text(json.dumps(report, indent=2))
-    for name in ("training_curves.png",):
-        if (args.run / name).exists():
-            shutil.copyfile(args.run / name, args.out / name)
+    if (args.run / "training_curves.png").exists():
+        shutil.copyfile(args.run / "training_curves.png", args.out / "training_curves.png")
+    # the Keras original, for the seed-style baseline in loadtests/benchmark.py
+    shutil.copyfile(args.run / "model.keras", args.out / f"{MODEL_NAME}.keras")
     if args.evaluation and (args.evaluation.parent / "confusion_matrix.png").exists():
         shutil.copyfile(args.evaluation.parent / "confusion_matrix.png", args.out / "confusion_matrix.png")
     from export.model_card import write_model_card

@@ -67,3 +67,121 @@ async def too_large_handler(request, exc: BodyTooLarge):
     from serving.errors import error_response
 
     return error_response("too_large", str(exc), 413, headers={"connection": "close"})
+
+
+class ConcurrencyLimitMiddleware:
+    """At most `limit` requests in flight on `paths`; the rest get 429 at once, not a queue.
+
+    BentoML's own `max_concurrency` answers 429 in another shape and also counts the
+    service's internal batching calls, so the public cap lives here.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, paths: tuple[str, ...] = ("/predict",)) -> None:
+        self.app, self.limit, self.paths = app, limit, paths
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") not in self.paths:
+            return await self.app(scope, receive, send)
+        if self.in_flight >= self.limit:
+            body = json.dumps({"error": {"code": "too_many_requests",
+                                         "message": f"more than {self.limit} requests in flight; retry shortly"}}).encode()  # fmt: skip
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                    (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+_PASS_THROUGH = ("/docs", "/static", "/static_content")
+
+
+class ErrorShapeMiddleware:
+    """Rewrite any 4xx/5xx that isn't already {"error": {"code", "message"}} into that shape.
+
+    BentoML answers its own validation errors as [{"error": msg}] and Starlette answers
+    404/405 as plain text; clients should parse one shape whatever failed.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith(_PASS_THROUGH):
+            return await self.app(scope, receive, send)
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if message["status"] < 400:
+                    start = None
+                    await send(message)
+                    return
+                start = message
+                return
+            if start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                await _send_shaped(send, start, b"".join(chunks), scope)
+
+        await self.app(scope, receive, capture)
+
+
+def _reshape(status: int, body: bytes, scope: Scope) -> bytes | None:
+    """None when the body already has the shape."""
+    from http import HTTPStatus
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict) and {"code", "message"} <= set(data["error"]):
+        return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if isinstance(data, dict):
+        message = data.get("error") or data.get("detail") or data.get("message") or json.dumps(data)
+    else:
+        message = body.decode("utf-8", "replace").strip() or HTTPStatus(status).phrase
+        if message in (HTTPStatus(status).phrase, "Method Not Allowed", "Not Found"):
+            message = f"{message}: {scope.get('method')} {scope.get('path')}"
+    code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_") if status in HTTPStatus._value2member_map_ else "error"
+    return json.dumps({"error": {"code": code, "message": str(message)[:2000]}}).encode()
+
+
+async def _send_shaped(send: Send, start: Message, body: bytes, scope: Scope) -> None:
+    shaped = _reshape(start["status"], body, scope)
+    if shaped is None:
+        shaped_headers = start["headers"]
+        out = body
+    else:
+        out = shaped
+        shaped_headers = [(k, v) for k, v in start["headers"] if k.lower() not in (b"content-type", b"content-length")]
+        shaped_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+    await send({**start, "headers": shaped_headers})
+    await send({"type": "http.response.body", "body": out})
+
+
+class JsonOnlyMiddleware:
+    """BentoML's endpoints also parse multipart and pickle bodies, and a multipart header
+    without a boundary makes them answer 500; ours take JSON only, so say 415 up front."""
+
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...]) -> None:
+        self.app, self.paths = app, paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") in self.paths and scope.get("method") == "POST":
+            ctype = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if ctype != b"application/json":
+                return await send_error(send, 415, "unsupported_media_type",
+                                        f"{scope['path']} takes application/json, not {ctype.decode('latin-1') or 'no content type'}")  # fmt: skip
+        await self.app(scope, receive, send)

@@ -26,8 +26,9 @@ class Settings:
     # BentoML's dispatcher answers 503 to calls it expects to finish later than this, so
     # this is a shedding deadline, not the batching wait (which it tunes by itself)
     max_latency_ms: int = int(_env("SER_MAX_LATENCY_MS", "1000"))
-    max_concurrency: int = int(_env("SER_MAX_CONCURRENCY", "64"))
+    max_concurrency: int = int(_env("SER_MAX_CONCURRENCY", "64"))  # per worker process
     request_timeout_s: float = float(_env("SER_REQUEST_TIMEOUT_S", "60"))
+    body_timeout_s: float = float(_env("SER_BODY_TIMEOUT_S", "30"))  # slow uploads are cut off
 
     def __post_init__(self) -> None:
         if self.inference_mode not in {"batching", "direct"}:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from loadtests.servers import Server, start_service
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -40,56 +38,12 @@ def speech_clip(ravdess_root: Path) -> Path:
     return ravdess_root / "Actor_01" / "03-01-05-01-01-01-01.flac"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, url: str, proc: subprocess.Popen, log: Path) -> None:
-        self.url, self.proc, self.log = url, proc, log
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-
-def start_server(tmp: Path, env_extra: dict[str, str] | None = None, timeout: float = 90) -> Server:
-    """`bentoml serve` in a child process, with its own model store under `tmp`."""
-    import requests
-
-    env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
-           **(env_extra or {})}  # fmt: skip
-    subprocess.run([sys.executable, "-m", "serving.model_import"], cwd=REPO, env=env, check=True,
-                   capture_output=True)  # fmt: skip
-    port = free_port()
-    log = tmp / "server.log"
-    bentoml = Path(sys.executable).parent / "bentoml"
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "service:SpeechEmotion", "--port", str(port), "--host", "127.0.0.1"],
-        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return Server(url, proc, log)
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"server not ready in {timeout} s:\n{log.read_text()[-3000:]}")
+def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
+    return start_service(tmp, env_extra)
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(15)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,9 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4  # AdamW
-    patience: int = 8  # epochs without validation-UA gain before stopping
+    patience: int = 12  # epochs without validation-UA gain; validation UA is noisy on few speakers
+    mixup_alpha: float = 0.2  # mixup of training pairs (0 = off): smooths decision boundaries
+    label_smoothing: float = 0.05
     # data
     augment_copies: int = 2  # augmented copies per training clip (training split only)
     speed_range: float = 0.1  # speed perturbation 0.9-1.1x (pitch and tempo together)

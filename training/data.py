@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import soxr
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ser.audio import load_audio
@@ -68,6 +69,9 @@ class FeatureStore:
     """Caches clean and augmented features per clip across folds of one process."""
 
     def __init__(self, clips: Sequence[Clip], cfg: TrainConfig, workers: int = 2) -> None:
+        # One BLAS thread per extraction thread: OpenBLAS threads spin-wait, and nested
+        # pools on 2 cores made extraction 20x slower when two runs shared the machine.
+        threadpool_limits(1, user_api="blas")
         self.clips = list(clips)
         self.cfg = cfg
         self.workers = workers

@@ -26,7 +26,7 @@ from ser.config import LABELS
 from training import metrics
 from training.config import TrainConfig
 from training.data import FeatureStore
-from training.splits import Split, describe, fold_split, random_split, speaker_folds
+from training.splits import Split, describe, fold_split, pick_validation, random_split, speaker_folds
 from training.train import fit_split, load_clips
 
 KEYS = ("unweighted_accuracy", "weighted_accuracy", "macro_f1", "ece")
@@ -40,12 +40,12 @@ def mean_std(results: list[dict]) -> dict:
     }  # fmt: skip
 
 
-def speaker_cv(clips, cfg: TrainConfig, k: int, max_folds: int | None) -> dict:
+def speaker_cv(clips, cfg: TrainConfig, k: int, max_folds: int | None, n_val: int | None = None) -> dict:
     folds = speaker_folds(clips, k, cfg.seed)
     store = FeatureStore(clips, cfg)
     per_fold, pooled_true, pooled_probs = [], [], []
     for i in range(min(k, max_folds or k)):
-        split = fold_split(clips, folds, i)
+        split = fold_split(clips, folds, i, n_val)
         print(f"fold {i + 1}/{k}: test {split.test_speakers}, val {split.val_speakers}")
         print(describe(clips, split))
         r = fit_split(store, split, cfg, desc=f"fold {i + 1}")
@@ -64,7 +64,8 @@ def speaker_cv(clips, cfg: TrainConfig, k: int, max_folds: int | None) -> dict:
     per_class, confusion = metrics.report(y, probs)
     return {
         "protocol": f"{k}-fold cross-validation by speaker: per fold, test speakers are never "
-        "seen in training; the next fold's speakers validate (early stopping, calibration)",
+        f"seen in training; {n_val or 'all'} speakers of the next fold validate (early stopping, "
+        "calibration) and are not trained on",
         "folds": per_fold,
         "summary": mean_std([f["test"] for f in per_fold]),
         "summary_uncalibrated": mean_std([f["test_uncalibrated"] for f in per_fold]),
@@ -84,10 +85,10 @@ def random_split_eval(clips, cfg: TrainConfig) -> dict:
     }
 
 
-def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int) -> dict:
-    """Train on `clips` (one fold validates), test on all of `other` within shared classes."""
+def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int, n_val: int | None = None) -> dict:
+    """Train on `clips` (validation speakers as in train.py), test on all of `other`'s shared classes."""
     folds = speaker_folds(clips, k, cfg.seed)
-    val = set(folds[0])
+    val = set(pick_validation(clips, folds[0], n_val))
     n = len(clips)
     combined = list(clips) + [c for c in other if c.label in {x.label for x in clips}]
     split = Split(
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--max-folds", type=int, help="stop after this many folds (smoke tests)")
+    p.add_argument("--val-speakers", type=int, default=2, help="validation speakers taken from the next fold")
     p.add_argument("--random-split", action="store_true")
     p.add_argument("--cross-corpus", action="append", default=[], metavar="NAME=PATH")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -126,16 +128,16 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig.with_overrides(args.set)
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 2)
+    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("SER_TF_THREADS", os.cpu_count() or 2)))
     start = time.perf_counter()
     clips = load_clips(args.corpus)
     out: dict = {"config": cfg.to_dict(), "corpora": [a.split("=")[0] for a in args.corpus]}
-    out["speaker_cv"] = speaker_cv(clips, cfg, args.folds, args.max_folds)
+    out["speaker_cv"] = speaker_cv(clips, cfg, args.folds, args.max_folds, args.val_speakers)
     if args.random_split:
         out["random_split"] = random_split_eval(clips, cfg)
     if args.cross_corpus:
         other = load_clips(args.cross_corpus)
-        out["cross_corpus"] = cross_corpus_eval(clips, other, cfg, args.folds)
+        out["cross_corpus"] = cross_corpus_eval(clips, other, cfg, args.folds, args.val_speakers)
         out["cross_corpus"]["test_corpora"] = [a.split("=")[0] for a in args.cross_corpus]
     out["wall_seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -45,10 +45,27 @@ def speaker_folds(clips: Sequence[Clip], k: int, seed: int) -> list[list[str]]:
     return [sorted(f) for f in folds]
 
 
-def fold_split(clips: Sequence[Clip], folds: list[list[str]], test_fold: int) -> Split:
-    """Fold `test_fold` is the test set, the next fold validates, the rest trains."""
+def pick_validation(clips: Sequence[Clip], fold: list[str], n: int | None) -> list[str]:
+    """n speakers of a fold, alternating genders (all of the fold when n is None)."""
+    if n is None or n >= len(fold):
+        return list(fold)
+    gender = {c.speaker: c.gender for c in clips}
+    by_gender: dict[str, list[str]] = defaultdict(list)
+    for speaker in fold:
+        by_gender[gender[speaker]].append(speaker)
+    queues = [by_gender[g] for g in sorted(by_gender)]
+    picked: list[str] = []
+    while len(picked) < n:
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    return sorted(picked)
+
+
+def fold_split(clips: Sequence[Clip], folds: list[list[str]], test_fold: int, n_val: int | None = None) -> Split:
+    """Fold `test_fold` tests; `n_val` speakers of the next fold validate; the rest train."""
     val_fold = (test_fold + 1) % len(folds)
-    test, val = set(folds[test_fold]), set(folds[val_fold])
+    test, val = set(folds[test_fold]), set(pick_validation(clips, folds[val_fold], n_val))
     side = {"test": [], "val": [], "train": []}
     for i, clip in enumerate(clips):
         key = "test" if clip.speaker in test else "val" if clip.speaker in val else "train"

@@ -34,7 +34,7 @@ from training.model import (  # noqa: E402
     build_inference_model,
     normalisation_stats,
 )
-from training.splits import Split, describe, holdout_split, speaker_folds  # noqa: E402
+from training.splits import Split, describe, holdout_split, pick_validation, speaker_folds  # noqa: E402
 
 
 class _Batches(keras.utils.PyDataset):
@@ -52,8 +52,16 @@ class _Batches(keras.utils.PyDataset):
     def __getitem__(self, i: int):
         idx = self.order[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]
         x = spec_augment(self.data.x[idx], self.rng, self.cfg)
-        y = self.data.y[idx]
-        return x, y, self.weights[y]
+        y = np.eye(N_CLASSES, dtype=np.float32)[self.data.y[idx]]
+        w = self.weights[self.data.y[idx]]
+        if self.cfg.mixup_alpha > 0:
+            lam = self.rng.beta(self.cfg.mixup_alpha, self.cfg.mixup_alpha, size=len(idx)).astype(np.float32)
+            lam = np.maximum(lam, 1 - lam)  # the first clip dominates each mix
+            perm = self.rng.permutation(len(idx))
+            x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
+            y = lam[:, None] * y + (1 - lam[:, None]) * y[perm]
+            w = lam * w + (1 - lam) * w[perm]
+        return x, y, w
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.data.y))
@@ -120,7 +128,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"],
     )
     counts = np.bincount(train.y, minlength=N_CLASSES).astype(np.float64)
@@ -175,16 +183,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder to create")
     parser.add_argument("--folds", type=int, default=5, help="speaker folds (one validates)")
     parser.add_argument("--val-fold", type=int, default=0)
+    parser.add_argument("--val-speakers", type=int, default=2, help="validation speakers taken from that fold")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a TrainConfig field, e.g. --set epochs=2")  # fmt: skip
     args = parser.parse_args(argv)
     cfg = TrainConfig.with_overrides(args.set)
-    tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 2)
+    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("SER_TF_THREADS", os.cpu_count() or 2)))
     wall = time.perf_counter()
 
     clips = load_clips(args.corpus)
     folds = speaker_folds(clips, args.folds, cfg.seed)
-    split = holdout_split(clips, folds[args.val_fold])
+    split = holdout_split(clips, pick_validation(clips, folds[args.val_fold], args.val_speakers))
     print(describe(clips, split))
     result = fit_split(FeatureStore(clips, cfg), split, cfg)
 

@@ -1,0 +1,286 @@
+"""Hostile input, limits and fuzzing against a real server; the soak test is `-m soak`."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import struct
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ser.audio import AudioError, load_audio
+from tests.audio_factory import encode, read_mono
+from tests.conftest import REPO, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+
+def wav(rate=16_000, channels=1, bits=16, data: bytes = b"", data_size: int | None = None, fmt_tag=1) -> bytes:
+    block = max(1, channels * bits // 8)
+    size = len(data) if data_size is None else data_size
+    fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits)
+    riff = min(36 + size, 0xFFFFFFFF)
+    return b"RIFF" + struct.pack("<I", riff) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + \
+        struct.pack("<I", size) + data  # fmt: skip
+
+
+def tone(seconds=2.0, rate=16_000, amp=0.3, dc=0.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (dc + amp * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def pcm16(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.txt", "hello")
+    return buf.getvalue()
+
+
+def mp3_with_garbage(clip: Path) -> bytes:
+    samples, rate = read_mono(clip)
+    data = bytearray(encode(samples, rate, "MP3", "MPEG_LAYER_III"))
+    rng = np.random.default_rng(0)
+    for pos in rng.integers(len(data) // 4, len(data), 40):
+        data[pos : pos + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+    return bytes(data)
+
+
+# name -> (bytes factory, allowed statuses)
+HOSTILE = {
+    "wav claims 4 GB of data": (lambda c: wav(data=pcm16(tone(1)), data_size=0xFFFFFFF0), {200, 400, 413, 415, 422}),
+    "wav with 0 channels": (lambda c: wav(channels=0, data=pcm16(tone(1))), {400, 415}),
+    "wav with 65535 channels": (lambda c: wav(channels=65535, data=pcm16(tone(1))), {400, 415}),
+    "wav at 0 Hz": (lambda c: wav(rate=0, data=pcm16(tone(1))), {400, 415}),
+    "wav at 1 Hz": (lambda c: wav(rate=1, data=pcm16(tone(1))), {400, 415}),
+    "wav at 10 MHz": (lambda c: wav(rate=10_000_000, data=pcm16(tone(1))), {400, 415}),
+    "wav with 7-bit samples": (lambda c: wav(bits=7, data=pcm16(tone(1))), {200, 400, 415, 422}),
+    "wav with 12-bit samples": (lambda c: wav(bits=12, data=pcm16(tone(1))), {200, 400, 415, 422}),
+    "wav with unknown codec": (lambda c: wav(fmt_tag=0x7777, data=pcm16(tone(1))), {400, 415}),
+    "wav header only": (lambda c: wav(data=b"", data_size=0), {400, 422}),
+    "truncated wav": (lambda c: encode(tone(2), 16_000)[:500], {400, 415, 422}),
+    "truncated flac": (lambda c: c.read_bytes()[: len(c.read_bytes()) // 3], {200, 400, 415, 422}),
+    "wav of NaN": (lambda c: encode(np.full(16_000, np.nan, np.float32), 16_000, "WAV", "FLOAT"), {422}),
+    "wav of +-inf": (lambda c: encode(np.where(tone(1) > 0, np.inf, -np.inf).astype(np.float32), 16_000, "WAV", "FLOAT"), {422}),
+    "5 minutes of silence": (lambda c: encode(np.zeros(16_000 * 300, np.float32), 16_000, "WAV", "PCM_16"), {422}),
+    "html named .wav": (lambda c: b"<!doctype html><html><body>hello</body></html>", {415}),
+    "json named .wav": (lambda c: b'{"audio": [0, 1, 2]}', {415}),
+    "zip named .wav": (lambda c: zip_bytes(), {415}),
+    "png named .wav": (lambda c: b"\x89PNG\r\n\x1a\n" + b"\0" * 2048, {415}),
+    "mp3 with garbage frames": (mp3_with_garbage, {200, 400, 415, 422}),
+}
+VALID_BUT_ODD = {  # real audio, badly recorded: analysed, not refused
+    "dc offset": lambda c: encode(tone(3, amp=0.2, dc=0.5), 16_000),
+    "hard clipping": lambda c: encode(np.clip(tone(3, amp=4.0), -1, 1), 16_000),
+}
+
+
+def shape_ok(r: requests.Response) -> dict:
+    assert r.headers["content-type"].startswith("application/json"), r.text[:200]
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert len(body["error"]["message"]) > 10
+    return body
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_files(server, speech_clip, name):
+    make, allowed = HOSTILE[name]
+    r = requests.post(f"{server.url}/predict", files={"audio": ("x.wav", make(speech_clip), "audio/wav")}, timeout=60)
+    assert r.status_code in allowed, (r.status_code, r.text[:300])
+    if r.status_code != 200:
+        shape_ok(r)
+    ok = requests.post(f"{server.url}/predict", files={"audio": ("a.flac", speech_clip.read_bytes(), "audio/flac")})
+    assert ok.status_code == 200 and server.alive()
+
+
+@pytest.mark.parametrize("name", list(VALID_BUT_ODD))
+def test_badly_recorded_audio_is_analysed(server, speech_clip, name):
+    r = requests.post(f"{server.url}/predict", files={"audio": ("x.wav", VALID_BUT_ODD[name](speech_clip), "audio/wav")})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "code"),
+    [({"audio": (None, "not a file")}, 415, "unsupported_format"),  # a text field named audio
+     ({"note": (None, "x")}, 400, "missing_file"),
+     ({"file": ("a.wav", b"RIFF", "audio/wav")}, 400, "missing_file")],
+)  # fmt: skip
+def test_wrong_form_fields(server, files, status, code):
+    r = requests.post(f"{server.url}/predict", files=files)
+    assert r.status_code == status and shape_ok(r)["error"]["code"] == code
+
+
+def test_form_with_no_parts(server):
+    r = requests.post(f"{server.url}/predict", data=b"--b--\r\n", headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400 and shape_ok(r)["error"]["code"] in ("missing_file", "bad_multipart")
+
+
+def test_many_parts_are_refused(server):
+    files = [(f"f{i}", (f"{i}.wav", b"x", "audio/wav")) for i in range(20)]
+    r = requests.post(f"{server.url}/predict", files=files)
+    assert r.status_code == 400 and shape_ok(r)["error"]["code"] == "too_many_parts"
+
+
+def test_other_errors_share_the_shape(server):
+    shape_ok(requests.get(f"{server.url}/no/such/page"))
+    shape_ok(requests.post(f"{server.url}/classify_features", json={"features": ["!!"]}))
+    shape_ok(requests.post(f"{server.url}/classify_features", data=b"{", headers={"content-type": "application/json"}))
+
+
+def test_oversized_body_refused_before_reading(server):
+    """Content-Length over the limit: answered 413 while the client has sent only headers."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                  b"Content-Length: 1073741824\r\n\r\n")  # fmt: skip
+        reply = b""
+        while chunk := s.recv(4096):  # the server closes after answering
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413") and b'"too_large"' in reply
+
+
+def test_chunked_oversized_body_is_cut_off(server):
+    def chunks():
+        block = b"\0" * (1024 * 1024)
+        for _ in range(40):  # 40 MB without a Content-Length
+            yield block
+
+    r = requests.post(f"{server.url}/predict", data=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413 and shape_ok(r)["error"]["code"] == "too_large"
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory):
+    # one worker: the cap is per worker process
+    srv = start_server(tmp_path_factory.mktemp("strict"), {"SER_BODY_TIMEOUT_S": "2", "SER_MAX_CONCURRENCY": "2", "SER_WORKERS": "1"})
+    yield srv
+    stop_server(srv)
+
+
+def _slow_upload(url: str, seconds: float) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+              b"Content-Length: 100000\r\n\r\n--b\r\n")  # fmt: skip
+    return s
+
+
+def test_slow_client_is_cut_off(strict_server):
+    s = _slow_upload(strict_server.url, 10)
+    start = time.monotonic()
+    s.settimeout(15)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        s.sendall(b"x")  # a byte every 0.2 s: never finishes
+        time.sleep(0.2)
+        try:
+            s.setblocking(False)
+            reply += s.recv(4096)
+        except BlockingIOError:
+            pass
+        finally:
+            s.setblocking(True)
+        assert time.monotonic() - start < 15, "slow client was never cut off"
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert 1.5 < time.monotonic() - start < 10
+
+
+def test_over_the_cap_gets_429_quickly(strict_server, speech_clip):
+    holders = [_slow_upload(strict_server.url, 10) for _ in range(2)]
+    time.sleep(0.5)
+    t = time.monotonic()
+    r = requests.post(f"{strict_server.url}/predict", files={"audio": ("a.flac", speech_clip.read_bytes(), "audio/flac")})
+    assert r.status_code == 429 and time.monotonic() - t < 2
+    assert shape_ok(r)["error"]["code"] == "too_many_requests" and r.headers.get("retry-after")
+    for s in holders:
+        s.close()
+    time.sleep(2.5)  # their body timeouts free the slots
+    r = requests.post(f"{strict_server.url}/predict", files={"audio": ("a.flac", speech_clip.read_bytes(), "audio/flac")})
+    assert r.status_code == 200
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096))
+def test_decoder_fuzz_random_bytes(data):
+    try:
+        samples = load_audio(data)
+        assert samples.dtype == np.float32 and np.isfinite(samples).all()
+    except AudioError as e:
+        assert 400 <= e.status < 500 and e.message
+
+
+@settings(max_examples=150, deadline=None)
+@given(rate=st.integers(0, 2**32 - 1), channels=st.integers(0, 2**16 - 1), bits=st.integers(0, 64),
+       size=st.integers(0, 2**32 - 1), tag=st.sampled_from([1, 3, 6, 7, 0xFFFE, 0x55, 0]),
+       body=st.binary(max_size=2048))  # fmt: skip
+def test_decoder_fuzz_wav_headers(rate, channels, bits, size, tag, body):
+    try:
+        samples = load_audio(wav(rate=rate, channels=channels, bits=bits, data=body, data_size=size, fmt_tag=tag))
+        assert np.isfinite(samples).all()
+    except AudioError as e:
+        assert 400 <= e.status < 500
+
+
+def test_api_fuzz(server, tmp_path):
+    """Schemathesis against our OpenAPI document: no 5xx, and every error in the one shape
+    (check `one_error_shape` in tests/schemathesis_hooks.py)."""
+    import subprocess
+    import sys
+
+    st = Path(sys.executable).parent / "st"
+    out = subprocess.run(
+        [str(st), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error,one_error_shape",
+         "--max-examples", "30", "--report-dir", str(tmp_path)],
+        cwd=REPO, env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "/predict" in out.stdout
+
+
+@pytest.mark.soak
+def test_soak(tmp_path_factory, ravdess_root):
+    """A few minutes at high load: no failures, flat memory, no files left behind."""
+    import concurrent.futures as cf
+
+    minutes = float(os.environ.get("SER_SOAK_MINUTES", "3"))
+    tmp = tmp_path_factory.mktemp("soak")
+    srv = start_server(tmp)
+    payloads = [p.read_bytes() for p in sorted(ravdess_root.glob("Actor_1[3-4]/*.flac"))[:40]]
+    before_tmp = set(os.listdir("/tmp"))
+
+    def rss_mb() -> float:
+        import psutil
+
+        proc = psutil.Process(srv.proc.pid)
+        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+    try:
+        failures, done, rss = 0, 0, []
+        end = time.monotonic() + 60 * minutes
+        with cf.ThreadPoolExecutor(16) as pool:
+            while time.monotonic() < end:
+                codes = list(pool.map(lambda d: requests.post(f"{srv.url}/predict", files={"audio": ("a.flac", d, "audio/flac")}).status_code, payloads))
+                failures += sum(c != 200 for c in codes)
+                done += len(codes)
+                rss.append(rss_mb())
+        print(f"soak: {done} requests, {failures} failures, RSS {rss[0]:.0f} -> {max(rss):.0f} -> {rss[-1]:.0f} MB")
+        assert failures == 0
+        settled = rss[len(rss) // 4]  # after warm-up
+        assert rss[-1] < settled * 1.2 + 50, rss
+        assert set(os.listdir("/tmp")) - before_tmp <= {p.name for p in Path("/tmp").glob("pytest-*")}
+    finally:
+        stop_server(srv)

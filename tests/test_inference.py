@@ -1,0 +1,80 @@
+"""The bundled model and the inference code: metadata, start-up checks, serving imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ser.config import FEATURE_CONFIG, LABELS
+from ser.inference import BUNDLED_MODEL, EmotionModel, build_result, metadata_json, read_model_info
+from tests.conftest import REPO
+
+
+def test_bundled_model_carries_its_config():
+    info = read_model_info(BUNDLED_MODEL)
+    assert info.feature_config == FEATURE_CONFIG and info.labels == LABELS
+    for key in ("normalisation", "temperature", "architecture", "training_data", "train_config", "license"):
+        assert key in info.metadata, key
+    norm = metadata_json(info, "normalisation")
+    assert len(norm["mean"]) == len(norm["variance"]) == 40 and norm["fitted_on"] == "training speakers only"
+
+
+def test_graph_has_a_native_lstm_and_dynamic_batch():
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(BUNDLED_MODEL))
+    ops = {n.op_type for n in model.graph.node}
+    assert "LSTM" in ops and not ops & {"Loop", "Scan"}
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert dim.dim_param or dim.dim_value == 0  # symbolic batch axis
+
+
+def test_model_refuses_other_feature_config(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(BUNDLED_MODEL))
+    for prop in model.metadata_props:
+        if prop.key == "feature_config":
+            config = json.loads(prop.value)
+            config["n_fft"] = 2048
+            prop.value = json.dumps(config)
+    path = tmp_path / "other.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(RuntimeError, match="trained with features"):
+        EmotionModel(path)
+
+
+def test_model_without_metadata_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(BUNDLED_MODEL))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "bare.onnx"))
+    with pytest.raises(RuntimeError, match="lacks valid ser metadata"):
+        EmotionModel(tmp_path / "bare.onnx")
+
+
+def test_probabilities_are_calibrated_softmax():
+    model = EmotionModel()
+    probs = model.predict_features(np.random.default_rng(0).normal(0, 40, (5, 173, 40)).astype(np.float32))
+    assert probs.shape == (5, 8)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    with pytest.raises(ValueError):
+        model.predict_features(np.zeros((1, 100, 40), np.float32))
+
+
+def test_build_result_aggregates_windows():
+    info = read_model_info(BUNDLED_MODEL)
+    probs = np.array([[0.5, 0.5, 0, 0, 0, 0, 0, 0], [0.1, 0.9, 0, 0, 0, 0, 0, 0]], np.float32)
+    result = build_result(probs, [(0.0, 4.0), (2.0, 6.0)], 6.0, info)
+    assert result["emotion"] == "calm" and result["confidence"] == pytest.approx(0.7)
+    assert [s["emotion"] for s in result["segments"]] == ["angry", "calm"]
+    assert "segments" not in build_result(probs[:1], [(0.0, 3.0)], 3.0, info)
+
+
+def test_serving_imports_no_tensorflow_or_librosa():
+    code = ("import sys, service; heavy = [m for m in ('tensorflow', 'keras', 'librosa', 'tf2onnx') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

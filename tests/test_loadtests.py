@@ -1,0 +1,38 @@
+"""Load-test tooling: a short locust run, and the benchmark's own building blocks."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA_DIR, REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_locust_smoke_run_has_no_failures(server, ravdess_root, tmp_path):
+    locust = Path(sys.executable).parent / "locust"
+    prefix = tmp_path / "stats"
+    out = subprocess.run(
+        [str(locust), "-f", "loadtests/locustfile.py", "--headless", "-u", "4", "-r", "4", "-t", "10s",
+         "--host", server.url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "10"],
+        cwd=REPO, env={**os.environ, "SER_DATA_DIR": str(DATA_DIR)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    rows = {r["Name"]: r for r in csv.DictReader((tmp_path / "stats_stats.csv").open())}
+    total = rows["Aggregated"]
+    assert int(total["Request Count"]) > 0 and int(total["Failure Count"]) == 0
+    assert len([n for n in rows if n.startswith("/predict")]) >= 3  # several formats were sent
+
+
+def test_model_flop_count_is_plausible():
+    from loadtests.benchmark import model_gflop
+    from ser.inference import EmotionModel
+
+    gflop = model_gflop(EmotionModel())
+    assert 0.005 < gflop < 1.0
