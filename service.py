@@ -72,6 +72,7 @@ app = Starlette(
 @bentoml.service(
     name="speech_emotion",
     workers=SETTINGS.workers,
+    resources={"gpu": 1} if SETTINGS.gpu else {"cpu": str(SETTINGS.workers)},
     traffic={"timeout": SETTINGS.request_timeout_s, "max_concurrency": 4 * SETTINGS.max_concurrency},
     # bentoml/BentoML#5540: the self-call session is recycled every 100 requests by
     # default, which fails 1-8 % of calls under load; keep one session for the worker.

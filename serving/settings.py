@@ -22,6 +22,7 @@ class Settings:
     # requests); "direct": run onnxruntime in the request's own worker thread.
     inference_mode: str = _env("SER_INFERENCE_MODE", "direct")
     workers: int = int(_env("SER_WORKERS", "2"))
+    gpu: bool = _env("SER_GPU", "0") == "1"  # ask BentoML for a GPU (frozen into a Bento at build)
     max_batch_size: int = int(_env("SER_MAX_BATCH_SIZE", "32"))
     # BentoML's dispatcher answers 503 to calls it expects to finish later than this, so
     # this is a shedding deadline, not the batching wait (which it tunes by itself)

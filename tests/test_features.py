@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
+from loadtests.benchmark import median_ms
 from ser.audio import load_audio
 from ser.config import N_FFT, N_FRAMES, N_MELS, N_MFCC, N_SAMPLES, SAMPLE_RATE
 from ser.features import clip_features, mfcc, split_windows, window_starts
@@ -86,16 +85,6 @@ def test_window_layout():
 def test_speed_is_printed(speech_clip):
     """Timing is printed, not asserted: see loadtests/bench_features.py for the benchmark."""
     window = split_windows(load_audio(speech_clip))[0][0]
-
-    def median_ms(fn, n=100):
-        for _ in range(10):
-            fn()
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return 1000 * float(np.median(times))
 
     ours, theirs = median_ms(lambda: mfcc(window)), median_ms(lambda: librosa_mfcc(window))
     print(f"numpy MFCC {ours:.2f} ms, librosa {theirs:.2f} ms, ratio {theirs / ours:.1f}x")

@@ -65,3 +65,15 @@ def test_train_evaluate_export_infer(tiny_corpus, tmp_path):
     assert sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-4)
     batch = np.zeros((3, 173, 40), np.float32)
     assert model.predict_features(batch).shape == (3, 8)
+
+
+def test_tuning_reports_every_trial(tiny_corpus, tmp_path):
+    pytest.importorskip("tensorflow")
+    from training import tune
+
+    tune.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--out", str(tmp_path),
+               "--grid", "dropout=0.2,0.4", "--set", "epochs=1", "--set", "augment_copies=0"])  # fmt: skip
+    result = json.loads((tmp_path / "tuning.json").read_text())
+    assert [t["overrides"]["dropout"] for t in sorted(result["trials"], key=lambda t: t["trial"])] == ["0.2", "0.4"]
+    assert all(0 <= t["val_ua"] <= 1 for t in result["trials"])
+    assert result["trials"][0]["val_ua"] >= result["trials"][1]["val_ua"]

@@ -1,15 +1,20 @@
 """Honest accuracy: k folds by speaker, plus a random-split and a cross-corpus figure.
 
     python -m training.evaluate --corpus ravdess=PATH --folds 5 --out runs/eval \
-        [--random-split] [--cross-corpus emodb=PATH]
+        [--random-split] [--cross-corpus emodb=PATH] [--run-folds 0,1]
 
-Each fold tests on speakers never seen in training: one fold tests, the next validates
-(early stopping, temperature scaling), the rest train. Reports unweighted accuracy (mean
-per-class recall), weighted accuracy and macro-F1 as mean +- std over folds, and the
-confusion matrix pooled over all test clips. The random split mixes speakers across
-train and test and is labelled as such: it is only for comparison with published numbers.
+Each fold tests on speakers never seen in training: one fold tests, `--val-speakers` of
+the next fold validate (early stopping, temperature scaling) and are not trained on, the
+rest train. Reports unweighted accuracy (mean per-class recall), weighted accuracy,
+macro-F1 and calibration error as mean +- std over folds, and per-class figures from the
+confusion matrix pooled over all folds. The random split mixes speakers across train and
+test and is labelled as such: it is only for comparison with published numbers.
 Cross-corpus: train on the --corpus data, test on every clip of the other corpus whose
 class the training data has.
+
+Each part (fold, random split, cross-corpus) is saved as its own JSON in --out, and
+evaluation.json is rebuilt from all parts present, so separate processes can run
+different folds in parallel (`--run-folds`) on a machine with idle cores.
 """
 
 from __future__ import annotations
@@ -40,39 +45,30 @@ def mean_std(results: list[dict]) -> dict:
     }  # fmt: skip
 
 
-def speaker_cv(clips, cfg: TrainConfig, k: int, max_folds: int | None, n_val: int | None = None) -> dict:
-    folds = speaker_folds(clips, k, cfg.seed)
-    store = FeatureStore(clips, cfg)
-    per_fold, pooled_true, pooled_probs = [], [], []
-    for i in range(min(k, max_folds or k)):
-        split = fold_split(clips, folds, i, n_val)
-        print(f"fold {i + 1}/{k}: test {split.test_speakers}, val {split.val_speakers}")
-        print(describe(clips, split))
-        r = fit_split(store, split, cfg, desc=f"fold {i + 1}")
-        print(f"fold {i + 1}: test UA {r.test['unweighted_accuracy']:.3f}, "
-              f"WA {r.test['weighted_accuracy']:.3f}, F1 {r.test['macro_f1']:.3f}, "
-              f"{r.seconds:.0f} s")  # fmt: skip
-        per_fold.append({
-            "test_speakers": split.test_speakers, "val_speakers": split.val_speakers,
-            "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
-            "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val,
-        })  # fmt: skip
-        ids = r.extra["test_clip_indices"]
-        pooled_true.append([LABELS.index(clips[j].label) for j in ids])
-        pooled_probs.append(r.extra["test_probs"])
-    y, probs = np.concatenate(pooled_true), np.concatenate(pooled_probs)
-    per_class, confusion = metrics.report(y, probs)
+def per_class_from_confusion(confusion: np.ndarray) -> dict:
+    """Precision, recall, F1 and support per class from a (true x predicted) count matrix."""
+    out = {}
+    for i, label in enumerate(LABELS):
+        tp, support, predicted = confusion[i, i], confusion[i].sum(), confusion[:, i].sum()
+        p = tp / predicted if predicted else 0.0
+        r = tp / support if support else 0.0
+        out[label] = {"precision": float(p), "recall": float(r),
+                      "f1-score": float(2 * p * r / (p + r)) if p + r else 0.0, "support": int(support)}  # fmt: skip
+    return out
+
+
+def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int | None) -> dict:
+    split = fold_split(clips, folds, i, n_val)
+    print(f"fold {i + 1}/{len(folds)}: test {split.test_speakers}, val {split.val_speakers}")
+    print(describe(clips, split))
+    r = fit_split(FeatureStore(clips, cfg), split, cfg, desc=f"fold {i + 1}")
+    print(f"fold {i + 1}: test UA {r.test['unweighted_accuracy']:.3f}, WA {r.test['weighted_accuracy']:.3f}, "
+          f"F1 {r.test['macro_f1']:.3f}, {r.seconds:.0f} s")  # fmt: skip
     return {
-        "protocol": f"{k}-fold cross-validation by speaker: per fold, test speakers are never "
-        f"seen in training; {n_val or 'all'} speakers of the next fold validate (early stopping, "
-        "calibration) and are not trained on",
-        "folds": per_fold,
-        "summary": mean_std([f["test"] for f in per_fold]),
-        "summary_uncalibrated": mean_std([f["test_uncalibrated"] for f in per_fold]),
-        "pooled": metrics.summary(y, probs),
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-    }
+        "fold": i, "test_speakers": split.test_speakers, "val_speakers": split.val_speakers,
+        "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
+        "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
+    }  # fmt: skip
 
 
 def random_split_eval(clips, cfg: TrainConfig) -> dict:
@@ -85,7 +81,7 @@ def random_split_eval(clips, cfg: TrainConfig) -> dict:
     }
 
 
-def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int, n_val: int | None = None) -> dict:
+def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int, n_val: int | None, test_corpora: list[str]) -> dict:
     """Train on `clips` (validation speakers as in train.py), test on all of `other`'s shared classes."""
     folds = speaker_folds(clips, k, cfg.seed)
     val = set(pick_validation(clips, folds[0], n_val))
@@ -107,6 +103,7 @@ def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int, n_val: int | None 
     return {
         "protocol": "train on the training corpus, test on every clip of the other corpus "
         "in a class both share",
+        "test_corpora": test_corpora,
         "test_corpus_classes": [LABELS[i] for i in shared],
         "all_8_outputs": r.test,
         "restricted_to_shared_classes": metrics.summary(y, restricted),
@@ -114,12 +111,43 @@ def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int, n_val: int | None 
     }
 
 
+def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
+    """evaluation.json from every part saved in `out`."""
+    result = dict(header)
+    folds = [json.loads(p.read_text()) for p in sorted(out.glob("fold_*.json"))]
+    if folds:
+        confusion = np.sum([np.array(f["confusion"]) for f in folds], axis=0)
+        result["speaker_cv"] = {
+            "protocol": f"{k}-fold cross-validation by speaker: per fold, test speakers are never "
+            f"seen in training; {n_val or 'all'} speakers of the next fold validate (early stopping, "
+            "calibration) and are not trained on",
+            "folds_run": f"{len(folds)} of {k}",
+            "folds": folds,
+            "summary": mean_std([f["test"] for f in folds]),
+            "summary_uncalibrated": mean_std([f["test_uncalibrated"] for f in folds]),
+            "per_class": per_class_from_confusion(confusion),
+            "confusion": confusion.tolist(),
+        }
+    for part in ("random_split", "cross_corpus"):
+        if (out / f"{part}.json").exists():
+            result[part] = json.loads((out / f"{part}.json").read_text())
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+    if folds:
+        from training.reporting import plot_confusion
+
+        s = result["speaker_cv"]["summary"]["unweighted_accuracy"]
+        plot_confusion(confusion, out / "confusion_matrix.png",
+                       f"speaker-independent CV, {len(folds)} folds pooled (UA {s['mean']:.2f})")  # fmt: skip
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", action="append", required=True, help="NAME=PATH, repeatable")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--max-folds", type=int, help="stop after this many folds (smoke tests)")
+    p.add_argument("--run-folds", help="comma-separated 0-based folds to run (default: all)")
+    p.add_argument("--max-folds", type=int, help="run only the first N folds (smoke tests)")
     p.add_argument("--val-speakers", type=int, default=2, help="validation speakers taken from the next fold")
     p.add_argument("--random-split", action="store_true")
     p.add_argument("--cross-corpus", action="append", default=[], metavar="NAME=PATH")
@@ -130,26 +158,29 @@ def main(argv: list[str] | None = None) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("SER_TF_THREADS", os.cpu_count() or 2)))
     start = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
     clips = load_clips(args.corpus)
-    out: dict = {"config": cfg.to_dict(), "corpora": [a.split("=")[0] for a in args.corpus]}
-    out["speaker_cv"] = speaker_cv(clips, cfg, args.folds, args.max_folds, args.val_speakers)
+    header = {"config": cfg.to_dict(), "corpora": [a.split("=")[0] for a in args.corpus]}
+    folds = speaker_folds(clips, args.folds, cfg.seed)
+    if args.run_folds is not None:
+        to_run = [int(i) for i in args.run_folds.split(",") if i.strip()]
+    else:
+        to_run = list(range(args.max_folds or args.folds))
+    for i in to_run:
+        part = run_fold(clips, cfg, folds, i, args.val_speakers)
+        (args.out / f"fold_{i}.json").write_text(json.dumps(part, indent=2))
     if args.random_split:
-        out["random_split"] = random_split_eval(clips, cfg)
+        (args.out / "random_split.json").write_text(json.dumps(random_split_eval(clips, cfg), indent=2))
     if args.cross_corpus:
         other = load_clips(args.cross_corpus)
-        out["cross_corpus"] = cross_corpus_eval(clips, other, cfg, args.folds, args.val_speakers)
-        out["cross_corpus"]["test_corpora"] = [a.split("=")[0] for a in args.cross_corpus]
-    out["wall_seconds"] = round(time.perf_counter() - start, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "evaluation.json").write_text(json.dumps(out, indent=2))
-    from training.reporting import plot_confusion
-
-    s = out["speaker_cv"]["summary"]
-    plot_confusion(out["speaker_cv"]["confusion"], args.out / "confusion_matrix.png",
-                   f"speaker-independent CV, pooled (UA {s['unweighted_accuracy']['mean']:.2f})")  # fmt: skip
-    print(json.dumps({k: v for k, v in out.items() if k != "config"}, indent=1)[:3000])
-    print(f"UA {s['unweighted_accuracy']['mean']:.3f} +- {s['unweighted_accuracy']['std']:.3f} "
-          f"over {len(out['speaker_cv']['folds'])} speaker folds; {out['wall_seconds']:.0f} s")  # fmt: skip
+        part = cross_corpus_eval(clips, other, cfg, args.folds, args.val_speakers,
+                                 [a.split("=")[0] for a in args.cross_corpus])  # fmt: skip
+        (args.out / "cross_corpus.json").write_text(json.dumps(part, indent=2))
+    result = merge(args.out, args.folds, args.val_speakers, header)
+    print(f"this process: {time.perf_counter() - start:.0f} s")
+    if "speaker_cv" in result:
+        s = result["speaker_cv"]["summary"]["unweighted_accuracy"]
+        print(f"UA {s['mean']:.3f} +- {s['std']:.3f} over {len(result['speaker_cv']['folds'])} speaker folds")
 
 
 if __name__ == "__main__":
