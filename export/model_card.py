@@ -127,9 +127,13 @@ def render(model_path: Path, export_report: dict | None) -> str:
             f"{_pct(val['val_uncalibrated']['ece'])} % before and {_pct(val['val']['ece'])} % after "
             f"temperature scaling. These speakers chose the epoch and the temperature, so this "
             f"figure is optimistic; the cross-validation above is the estimate to quote. "
-            f"Training took {val['train_seconds']:.0f} s on 2 CPU cores.",
+            f"Training took {val['train_seconds']:.0f} s on this 2-core machine with "
+            f"{val.get('tf_threads') or 2} TensorFlow thread(s).",
             "",
         ]
+    notes = info.metadata.get("card_notes")
+    if notes:
+        lines += ["## Notes", notes.strip(), ""]
     if export_report:
         p = export_report["parity"]
         lines += [
@@ -142,7 +146,9 @@ def render(model_path: Path, export_report: dict | None) -> str:
         if q:
             lines.append(
                 f"int8 dynamic quantization: {q['fp32_ms']:.2f} ms → {q['int8_ms']:.2f} ms per window, "
-                f"UA change {-q['ua_loss_points']:+.2f} points ({q['protocol']}); "
+                f"UA loss {q['ua_loss_points']:.1f} points at most ({q['protocol']}); top class "
+                f"agrees with fp32 on {100 * q.get('int8_vs_fp32_top_class_agreement', float('nan')):.1f} % "
+                f"of the parity windows (max |Δp| {q.get('int8_vs_fp32_max_abs_diff', float('nan')):.3f}); "
                 f"{'shipped' if q['ship_int8'] else 'not shipped'} (rule: faster and ≤ 0.5 points lost)."
             )
         lines.append("")

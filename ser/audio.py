@@ -80,6 +80,7 @@ def _check_header(f: sf.SoundFile, max_seconds: float) -> None:
 
 
 BLOCK_FRAMES = 65_536  # frames decoded at a time: bounds memory for 32-channel, 192 kHz input
+ONE_SHOT_SAMPLES = 4_000_000  # frames x channels (16 MB float32) decoded in one read
 
 
 def load_audio(
@@ -88,11 +89,12 @@ def load_audio(
     max_seconds: float = DEFAULT_MAX_SECONDS,
     min_seconds: float = MIN_SECONDS,
 ) -> np.ndarray:
-    """Decode, downmix and resample to `sample_rate`, block by block.
+    """Decode, downmix and resample to `sample_rate`.
 
-    Streaming keeps memory at the size of the mono output (10 min at 22,050 Hz: 53 MB)
-    whatever the input's rate and channel count, so a small, highly compressed upload
-    can't expand into gigabytes.
+    Files over 4 M samples (frames x channels) are streamed block by block, which keeps
+    memory at the size of the mono output (10 min at 22,050 Hz: 53 MB) whatever the
+    input's rate and channel count, so a small, highly compressed upload can't expand
+    into gigabytes.
     Returns float32 mono samples, shape (n,), n >= min_seconds * sample_rate.
     Raises AudioError for empty, undecodable, unsupported, too long or too short input,
     non-finite samples and silence.
@@ -105,17 +107,26 @@ def load_audio(
         _check_header(f, max_seconds)
         rate = f.samplerate
         limit = int(max_seconds * rate)
-        stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
-            if rate != sample_rate else None  # fmt: skip
+        # Short files in one read and one resample (a stream's filter set-up costs ~1 ms a
+        # request); long or many-channel files block by block through a resampling stream.
+        one_shot = 0 < f.frames * f.channels <= ONE_SHOT_SAMPLES
+        stream = None
+        if rate != sample_rate and not one_shot:
+            stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
         try:
-            for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
+            blocks = [f.read(frames=f.frames, dtype="float32", always_2d=True)] if one_shot else \
+                f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True)  # fmt: skip
+            for block in blocks:
                 frames += block.shape[0]
                 if frames > limit:
                     raise AudioError("too_long", f"the clip is longer than the limit of {max_seconds:g} s", 413)
-                if not np.isfinite(block).all():
+                # a float64 sum is non-finite exactly when a sample is (no overflow from
+                # float32), and unlike isfinite() it allocates nothing the size of the clip
+                if not np.isfinite(block.sum(dtype=np.float64)):
                     raise AudioError("invalid_samples", "the audio holds NaN or infinite samples", 422)
-                mono = block.mean(axis=1, dtype=np.float32)
-                peak = max(peak, float(np.abs(mono).max(initial=0.0)))
+                mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+                if mono.size:
+                    peak = max(peak, float(mono.max()), -float(mono.min()))
                 out.append(stream.resample_chunk(mono) if stream else mono)
         except (sf.LibsndfileError, RuntimeError, MemoryError) as e:
             raise AudioError("corrupt_audio", f"the audio could not be decoded ({e})") from e
@@ -127,4 +138,7 @@ def load_audio(
         raise AudioError("silent_audio", "the clip is silent (peak below -80 dBFS)", 422)
     if stream:
         out.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+    samples = np.concatenate(out)
+    if one_shot and rate != sample_rate:
+        samples = soxr.resample(samples, rate, sample_rate, quality=RESAMPLE_QUALITY)
+    return np.ascontiguousarray(samples, dtype=np.float32)

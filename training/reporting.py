@@ -87,6 +87,7 @@ def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wa
         "val_uncalibrated": result.val_uncalibrated,
         "wall_seconds": round(wall_s, 1),
         "train_seconds": round(result.seconds, 1),
+        "tf_threads": int(__import__("os").environ.get("SER_TF_THREADS", __import__("os").cpu_count() or 2)),
         "history": result.history,
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
