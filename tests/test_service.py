@@ -227,3 +227,4 @@ def test_upload_never_written_to_disk(server, speech_clip, tmp_path):
     for root in {tempfile.gettempdir(), os.environ.get("TMPDIR", "/tmp")}:
         for _, _, files in os.walk(root):
             assert not any(marker in f for f in files)
+    assert marker not in server.log.read_text()  # nor in the logs
