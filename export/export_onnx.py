@@ -89,6 +89,7 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
         "training_data": (run / "data.json").read_text(),
         "validation_metrics": json.dumps({k: run_metrics.get(k) for k in ("val", "val_uncalibrated", "best_epoch", "temperature", "train_seconds", "tf_threads")}),
         "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
+        "weights": "float32",
     }  # fmt: skip
     if evaluation:
         meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"})
@@ -168,7 +169,8 @@ def quantize_check(fp32: Path, features: np.ndarray, corpus_args: list[str], val
     quantize_dynamic(str(fp32), str(int8), op_types_to_quantize=["LSTM", "MatMul", "Gemm"],
                      weight_type=QuantType.QInt8)  # fmt: skip
     quantized = onnx.load(str(int8))  # quantize_dynamic drops the metadata: carry it over
-    add_metadata(quantized, {p.key: p.value for p in onnx.load(str(fp32)).metadata_props})
+    meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+    add_metadata(quantized, {**meta, "weights": "int8 dynamic quantization (LSTM, MatMul, Gemm)"})
     onnx.save(quantized, str(int8))
     report = {"fp32_ms": time_session(fp32, features), "int8_ms": time_session(int8, features)}
     p32, p8 = (ort.InferenceSession(str(m), providers=["CPUExecutionProvider"]).run(None, {"mfcc": features})[0]
@@ -208,7 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     model = keras.models.load_model(args.run / "model.keras")
     evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
     proto = convert(model)
-    digest = hashlib.sha256(proto.SerializeToString()).hexdigest()[:10]
+    # hash of the trained weights: the same model gets the same version however often it is
+    # exported (tf2onnx's serialisation differs from run to run)
+    digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:10]
     version = dt.date.today().strftime("%Y%m%d") + "-" + digest
     notes = args.card_notes.read_text() if args.card_notes else None
     add_metadata(proto, build_metadata(args.run, model, evaluation, version, notes))

@@ -51,7 +51,7 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
     return {
         "labels": LABELS,
         "model": {"name": info.name, "version": info.version, "created": info.metadata.get("created"),
-                  "license": info.metadata.get("license")},  # fmt: skip
+                  "license": info.metadata.get("license"), "weights": info.metadata.get("weights", "float32")},  # fmt: skip
         "features": json.loads(info.feature_config.to_json()),
         "architecture": metadata_json(info, "architecture") or {},
         "normalisation": metadata_json(info, "normalisation") or {},
