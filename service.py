@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import bentoml
 import numpy as np
 from starlette.applications import Starlette
@@ -40,25 +39,19 @@ def _service() -> SpeechEmotion:
     return bentoml.get_current_service()
 
 
-def _classifier():
+def _batching_classifier():
     svc = _service()
-    if SETTINGS.inference_mode == "batching":
 
-        async def via_batching(features: np.ndarray) -> np.ndarray:
-            out = await svc.to_async.classify_features([encode_features(features)])
-            return np.asarray(out[0], dtype=np.float32)
+    async def via_batching(features: np.ndarray) -> np.ndarray:
+        out = await svc.to_async.classify_features([encode_features(features)])
+        return np.asarray(out[0], dtype=np.float32)
 
-        return via_batching
-
-    async def direct(features: np.ndarray) -> np.ndarray:
-        return await anyio.to_thread.run_sync(svc.model.predict_features, features)
-
-    return direct
+    return via_batching
 
 
 app = Starlette(
     routes=[
-        Route("/predict", make_predict_endpoint(lambda: _service().model, _classifier), methods=["GET", "POST"]),
+        Route("/predict", make_predict_endpoint(lambda: _service().model, _batching_classifier), methods=["GET", "POST"]),
         *pages.routes(
             get_info=lambda: _service().model.info,
             get_model_dir=lambda: Path(_service().bento_model.path),

@@ -77,6 +77,12 @@ def pick_audio(body: bytes, content_type: str) -> bytes:
     return bytes(audio[0].data)
 
 
+def _featurise(data: bytes, max_seconds: float) -> tuple[np.ndarray, list[tuple[float, float]], float]:
+    samples = load_audio(data, SAMPLE_RATE, max_seconds)
+    features, spans = clip_features(samples)
+    return features, spans, samples.shape[0] / SAMPLE_RATE
+
+
 def _is_overload(exc: Exception) -> bool:
     """BentoML's ServiceUnavailable (503), raised directly or relayed by the self-call client."""
     from bentoml.exceptions import BentoMLException
@@ -93,7 +99,11 @@ def make_predict_endpoint(
     get_classifier: Callable[[], Classifier],
     settings: Settings = SETTINGS,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Build the route handler; the getters resolve the service instance lazily per worker."""
+    """Build the route handler; the getters resolve the service instance lazily per worker.
+
+    `get_classifier` is used in batching mode only: it sends features to the batchable
+    endpoint. In direct mode the model runs in the request's worker thread.
+    """
 
     async def predict(request: Request) -> Response:
         if request.method != "POST":
@@ -104,18 +114,23 @@ def make_predict_endpoint(
             del body
             if not data:
                 raise ApiError("empty_file", f"the '{FIELD}' file is empty")
-            samples = await anyio.to_thread.run_sync(load_audio, data, SAMPLE_RATE, settings.max_audio_seconds)
-            del data  # the upload is not kept a moment longer than decoding needs
-            features, spans = await anyio.to_thread.run_sync(clip_features, samples)
-            try:
-                probs = await get_classifier()(features)
-            except Exception as e:  # batching dispatcher shedding load, or its self-call failing
-                if _is_overload(e):
-                    return error_response("overloaded", "the server is busy; retry shortly", 503,
-                                          headers={"retry-after": "1"})  # fmt: skip
-                raise
             model = get_model()
-            return JSONResponse(build_result(probs, spans, samples.shape[0] / SAMPLE_RATE, model.info))
+            if settings.inference_mode == "direct":
+                # decode, features and model in one worker-thread hop, as the CLI runs them
+                result = await anyio.to_thread.run_sync(model.analyse, data, settings.max_audio_seconds)
+                del data
+                return JSONResponse(result)
+            else:
+                features, spans, duration = await anyio.to_thread.run_sync(_featurise, data, settings.max_audio_seconds)
+                try:
+                    probs = await get_classifier()(features)
+                except Exception as e:  # batching dispatcher shedding load, or its self-call failing
+                    if _is_overload(e):
+                        return error_response("overloaded", "the server is busy; retry shortly", 503,
+                                              headers={"retry-after": "1"})  # fmt: skip
+                    raise
+            del data  # the upload is not kept a moment longer than the analysis needs
+            return JSONResponse(build_result(probs, spans, duration, model.info))
         except AudioError as e:
             return error_response(e.code, e.message, e.status)
         except ApiError as e:
