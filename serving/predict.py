@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import numpy as np
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ser.audio import AudioError, load_audio
@@ -63,6 +63,8 @@ async def read_body(request: Request, limit: int, timeout_s: float = 30.0) -> by
                 chunks.append(chunk)
     except TimeoutError as e:
         raise ApiError("request_timeout", f"the upload did not arrive within {timeout_s:g} s", 408) from e
+    except ClientDisconnect as e:  # nobody to answer; end the request without a traceback
+        raise ApiError("client_disconnected", "the client went away during the upload", 400) from e
     return b"".join(chunks)
 
 
