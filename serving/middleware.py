@@ -18,11 +18,13 @@ class BodyTooLarge(Exception):
         super().__init__(f"the body exceeds the limit of {limit} bytes")
 
 
-async def send_error(send: Send, status: int, code: str, message: str) -> None:
+async def send_error(send: Send, status: int, code: str, message: str,
+                     headers: tuple[tuple[bytes, bytes], ...] = ((b"connection", b"close"),)) -> None:  # fmt: skip
+    """The API's error shape, straight from ASGI middleware (before any route runs)."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})  # fmt: skip
+                            *headers]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
 
 
@@ -84,13 +86,9 @@ class ConcurrencyLimitMiddleware:
         if scope["type"] != "http" or scope.get("path") not in self.paths:
             return await self.app(scope, receive, send)
         if self.in_flight >= self.limit:
-            body = json.dumps({"error": {"code": "too_many_requests",
-                                         "message": f"more than {self.limit} requests in flight; retry shortly"}}).encode()  # fmt: skip
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
-                                    (b"content-length", str(len(body)).encode())]})  # fmt: skip
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await send_error(send, 429, "too_many_requests",
+                                    f"more than {self.limit} requests in flight; retry shortly",
+                                    headers=((b"retry-after", b"1"),))  # fmt: skip
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)

@@ -44,22 +44,13 @@ def decode_features(text: str, frames: int, coeffs: int) -> np.ndarray:
     return features
 
 
-async def read_body(request: Request, limit: int, timeout_s: float = 30.0) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` bytes, and with
-    408 when it hasn't all arrived within `timeout_s` (a client trickling bytes)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ApiError("bad_request", "invalid Content-Length header")
-        if int(declared) > limit:
-            raise ApiError("too_large", f"the upload is {int(declared)} bytes; the limit is {limit} bytes", 413)
-    chunks, size = [], 0
+async def read_body(request: Request, timeout_s: float = 30.0) -> bytes:
+    """The body, or 408 when it hasn't all arrived within `timeout_s` (a client trickling
+    bytes). Size is BodyLimitMiddleware's job: it refuses oversized bodies for every route."""
+    chunks = []
     try:
         with anyio.fail_after(timeout_s):
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError("too_large", f"the upload exceeds the limit of {limit} bytes", 413)
                 chunks.append(chunk)
     except TimeoutError as e:
         raise ApiError("request_timeout", f"the upload did not arrive within {timeout_s:g} s", 408) from e
@@ -111,7 +102,7 @@ def make_predict_endpoint(
         if request.method != "POST":
             return error_response("method_not_allowed", "POST a multipart form with an 'audio' file", 405)
         try:
-            body = await read_body(request, settings.max_upload_bytes, settings.body_timeout_s)
+            body = await read_body(request, settings.body_timeout_s)
             data = pick_audio(body, request.headers.get("content-type", ""))
             del body
             if not data:
