@@ -33,7 +33,7 @@ from ser.config import (
 )
 
 FILTERS_PATH = Path(__file__).parent / "assets" / "mfcc_filters.npz"
-FFT_BLOCK = 32  # frames per FFT call
+FFT_BLOCK = 64  # frames per FFT call (measured best of 8-173 on this machine)
 WINDOW_HOP = int(WINDOW_HOP_SECONDS * SAMPLE_RATE)  # 44100 samples between window starts
 
 
@@ -97,16 +97,25 @@ def mfcc(windows: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected windows of {N_SAMPLES} samples, got {batch.shape[1]}")
     mel_t, dct_t, window = filterbank()
     padded = np.pad(batch, ((0, 0), (N_FFT // 2, N_FFT // 2)))  # centred frames, zero pad
-    frames = sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP_LENGTH].reshape(-1, N_FFT)
-    mel_power = np.empty((frames.shape[0], mel_t.shape[1]), dtype=np.float32)
-    # FFT in blocks that stay in L2 cache: 2x faster than one call over all frames.
+    frames = sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP_LENGTH]  # views, no copy
+    mel_power = np.empty((batch.shape[0], N_FRAMES, mel_t.shape[1]), dtype=np.float32)
+    windowed = np.empty((FFT_BLOCK, N_FFT), dtype=np.float32)
+    power = np.empty((FFT_BLOCK, N_FFT // 2 + 1), dtype=np.float32)
+    # Blocks of frames small enough to stay in L2 cache, and reused buffers: one call over
+    # all 173 frames is 2.5x slower, mostly first-touch page faults on fresh arrays.
     # scipy rather than numpy: numpy's float32 rfft is several times slower.
-    for i in range(0, frames.shape[0], FFT_BLOCK):
-        spectrum = scipy.fft.rfft(frames[i : i + FFT_BLOCK] * window, axis=-1)
-        np.matmul(spectrum.real**2 + spectrum.imag**2, mel_t, out=mel_power[i : i + FFT_BLOCK])
-    db = 10.0 * np.log10(np.maximum(mel_power, AMIN)).reshape(batch.shape[0], N_FRAMES, -1)
+    for w in range(batch.shape[0]):
+        for i in range(0, N_FRAMES, FFT_BLOCK):
+            n = min(FFT_BLOCK, N_FRAMES - i)
+            np.multiply(frames[w, i : i + n], window, out=windowed[:n])
+            spectrum = scipy.fft.rfft(windowed[:n], axis=-1, overwrite_x=True).view(np.float32)
+            np.square(spectrum, out=spectrum)  # interleaved (re, im) -> re^2, im^2
+            np.add(spectrum[:, 0::2], spectrum[:, 1::2], out=power[:n])
+            np.matmul(power[:n], mel_t, out=mel_power[w, i : i + n])
+    np.log10(np.maximum(mel_power, AMIN, out=mel_power), out=mel_power)
+    db = mel_power * 10.0
     floor = db.max(axis=(1, 2), keepdims=True) - TOP_DB  # per window, as librosa per call
-    out = np.maximum(db, floor) @ dct_t
+    out = np.maximum(db, floor, out=db) @ dct_t
     assert out.shape[1:] == (N_FRAMES, N_MFCC)
     return out[0] if single else out
 
