@@ -63,6 +63,23 @@ def add_metadata(proto: onnx.ModelProto, meta: dict[str, str]) -> None:
     proto.doc_string = "Speech emotion recognition: 40 MFCC x 173 frames -> 8 calibrated probabilities"
 
 
+def cmn_coefficients(train_cfg: dict) -> int:
+    """How many leading MFCCs the graph mean-subtracts per window (0 = none)."""
+    return int(train_cfg.get("cmn_coefficients", N_MFCC)) if train_cfg.get("utterance_cmn") else 0
+
+
+def describe_normalisation(train_cfg: dict) -> str:
+    k = cmn_coefficients(train_cfg)
+    if k == 0:
+        first = ""
+    elif k == 1:
+        first = "per-window subtraction of the mean c0 (the level; spectral shape is kept), then "
+    else:
+        scaled = " and variance scaling" if train_cfg.get("utterance_cvn") else ""
+        first = f"per-window mean subtraction{scaled} of the first {k} coefficients, then "
+    return first + "standardisation per coefficient with statistics fitted on the training speakers only"
+
+
 def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, version: str,
                    notes: str | None = None) -> dict[str, str]:  # fmt: skip
     classifier = model.get_layer("ser_cnn_bilstm")
@@ -78,7 +95,9 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
         "labels": json.dumps(list(LABELS)),
         "normalisation": json.dumps({
             "per_clip_mean_subtraction": bool(run_config["train"]["utterance_cmn"]),
+            "per_clip_mean_coefficients": cmn_coefficients(run_config["train"]),
             "per_clip_variance_scaling": bool(run_config["train"].get("utterance_cvn", False)),
+            "description": describe_normalisation(run_config["train"]),
             "mean": np.asarray(norm.mean).reshape(-1).round(5).tolist(),
             "variance": np.asarray(norm.variance).reshape(-1).round(5).tolist(),
             "fitted_on": "training speakers only",

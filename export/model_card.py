@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ser.config import LABELS
-from ser.inference import BUNDLED_MODEL, metadata_json, read_model_info
+from ser.inference import BUNDLED_MODEL, metadata_json, normalisation_text, read_model_info
 
 
 def _pct(x: float) -> str:
@@ -29,6 +29,8 @@ def render(model_path: Path, export_report: dict | None) -> str:
     arch = metadata_json(info, "architecture") or {}
     train_cfg = metadata_json(info, "train_config") or {}
     fc = info.feature_config
+    picked = train_cfg.get("selection", "best_val") == "best_val"  # older models stopped early
+    val_role = "early stopping, temperature scaling" if picked else "temperature scaling; weights are those at the end of the schedule"
     lines = [
         f"# Model card: {info.name} {info.version}",
         "",
@@ -46,8 +48,7 @@ def render(model_path: Path, export_report: dict | None) -> str:
         "## Data and licences",
         f"- Training corpora: {', '.join(data.get('corpora', []))}. "
         f"Training speakers: {len(data.get('train', {}).get('speakers', []))} "
-        f"({data.get('train', {}).get('clips', '?')} clips); validation speakers (early stopping, "
-        f"temperature scaling): {', '.join(data.get('val', {}).get('speakers', []))}.",
+        f"({data.get('train', {}).get('clips', '?')} clips); validation speakers ({val_role}): {', '.join(data.get('val', {}).get('speakers', []))}.",
         "- RAVDESS: Livingstone & Russo (2018), PLoS ONE 13(5): e0196391, licensed CC BY-NC-SA 4.0. "
         "**This model is a derivative and carries the same licence: non-commercial, share-alike.**",
         "- EmoDB (used only for the cross-corpus test): Burkhardt et al., Interspeech 2005; free "
@@ -58,9 +59,8 @@ def render(model_path: Path, export_report: dict | None) -> str:
         f"{fc.n_mels} mel bands, n_fft {fc.n_fft}, hop {fc.hop_length}, {fc.n_frames} frames = "
         f"{fc.clip_seconds} s. Shorter clips are zero-padded; longer clips are cut into 4 s windows "
         "every 2 s and the window probabilities are averaged.",
-        f"- Per-window mean{' and variance' if (metadata_json(info, 'normalisation') or {}).get('per_clip_variance_scaling') else ''} "
-        "normalisation per coefficient, then standardisation with statistics fitted on the "
-        "training speakers only; both are inside the ONNX graph.",
+        f"- Normalisation: {normalisation_text(metadata_json(info, 'normalisation') or {})}; "
+        "inside the ONNX graph.",
         f"- CNN ({train_cfg.get('conv_filters')}) + BiLSTM({train_cfg.get('lstm_units')}) + dense, "
         f"{arch.get('total_params', '?'):,} parameters; temperature scaling "
         f"(T = {float(metadata_json(info, 'temperature') or 1):.2f}) fitted on the validation speakers.",
@@ -125,8 +125,10 @@ def render(model_path: Path, export_report: dict | None) -> str:
             "## This model's own validation speakers",
             f"UA {_pct(val['val']['unweighted_accuracy'])} % at epoch {val['best_epoch']}; ECE "
             f"{_pct(val['val_uncalibrated']['ece'])} % before and {_pct(val['val']['ece'])} % after "
-            f"temperature scaling. These speakers chose the epoch and the temperature, so this "
-            f"figure is optimistic; the cross-validation above is the estimate to quote. "
+            f"temperature scaling. "
+            + ("These speakers chose the epoch and the temperature, so this figure is optimistic. "
+               if picked else "These speakers fitted the temperature only. ")
+            + "The cross-validation above is the estimate to quote. "
             f"Training took {val['train_seconds']:.0f} s on this 2-core machine with "
             f"{val.get('tf_threads') or 2} TensorFlow thread(s).",
             "",

@@ -140,3 +140,14 @@ def metadata_json(info: ModelInfo, key: str) -> Any:
     """A JSON-valued metadata entry (metrics, normalisation, ...), or None."""
     raw = info.metadata.get(key)
     return json.loads(raw) if raw else None
+
+
+def normalisation_text(norm: dict) -> str:
+    """One sentence on what the graph does to features before the network, for pages and cards."""
+    if norm.get("description"):
+        return norm["description"]
+    first = ""
+    if norm.get("per_clip_mean_subtraction"):
+        scaled = " and variance" if norm.get("per_clip_variance_scaling") else ""
+        first = f"per-window mean{scaled} normalisation per coefficient, then "
+    return first + f"standardisation with statistics fitted on {norm.get('fitted_on', 'the training speakers')}"

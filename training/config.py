@@ -20,13 +20,18 @@ class TrainConfig:
     dense_units: int = 64
     dropout: float = 0.3  # 720-1000 training clips: heavy regularisation pays
     utterance_cmn: bool = True  # subtract each clip's mean MFCC: removes channel/level offsets
+    cmn_coefficients: int = 40  # mean-subtract only the first k MFCCs (1 = level only)
     utterance_cvn: bool = False  # also divide by each clip's std per coefficient
     # optimisation
     epochs: int = 40  # upper bound; early stopping usually ends sooner
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4  # AdamW
-    patience: int = 12  # epochs without validation-UA gain; validation UA is noisy on few speakers
+    # "last": the weights at the end of the cosine schedule; "best_val": the epoch with the
+    # best validation UA, stopping after `patience` epochs without gain. On 2 validation
+    # speakers the best epoch is mostly noise and tended to be early (under-fitted).
+    selection: str = "last"
+    patience: int = 12  # only for selection="best_val"
     mixup_alpha: float = 0.2  # mixup of training pairs (0 = off): smooths decision boundaries
     label_smoothing: float = 0.05
     # data

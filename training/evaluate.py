@@ -68,6 +68,7 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
         "fold": i, "test_speakers": split.test_speakers, "val_speakers": split.val_speakers,
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
+        "history": r.history,  # test_ua per epoch is a record only; weights are chosen without it
     }  # fmt: skip
 
 

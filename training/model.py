@@ -18,26 +18,37 @@ from training.config import TrainConfig
 
 @keras.saving.register_keras_serializable(package="ser")
 class UtteranceMeanNorm(layers.Layer):
-    """Per-window cepstral mean (and optionally variance) normalisation over time."""
+    """Per-window cepstral mean (and optionally variance) normalisation over time.
 
-    def __init__(self, scale: bool = False, **kwargs) -> None:
+    `coefficients` limits the mean subtraction to the first k MFCCs: k=1 removes only the
+    level (c0), keeping the clip's average spectral shape, which carries vocal effort.
+    """
+
+    def __init__(self, scale: bool = False, coefficients: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.scale = scale
+        self.scale, self.coefficients = scale, coefficients
 
     def call(self, x):
-        x = x - keras.ops.mean(x, axis=1, keepdims=True)
+        mean = keras.ops.mean(x, axis=1, keepdims=True)
+        if self.coefficients is not None and self.coefficients < N_MFCC:
+            mean = mean * cmn_mask(self.coefficients)
+        x = x - mean
         if self.scale:
             x = x / (keras.ops.std(x, axis=1, keepdims=True) + 1e-3)
         return x
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "scale": self.scale}
+        return {**super().get_config(), "scale": self.scale, "coefficients": self.coefficients}
+
+
+def cmn_mask(coefficients: int) -> np.ndarray:
+    return (np.arange(N_MFCC) < coefficients).astype(np.float32)
 
 
 def normalisation_stats(x: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-coefficient mean and variance of training features, after the CMN step."""
     if cfg.utterance_cmn:
-        x = x - x.mean(axis=1, keepdims=True)
+        x = x - x.mean(axis=1, keepdims=True) * cmn_mask(cfg.cmn_coefficients)
         if cfg.utterance_cvn:
             x = x / (x.std(axis=1, keepdims=True) + 1e-3)
     return x.mean(axis=(0, 1)), x.var(axis=(0, 1)) + 1e-6
@@ -46,7 +57,7 @@ def normalisation_stats(x: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np
 def build_classifier(cfg: TrainConfig, mean: np.ndarray, var: np.ndarray) -> keras.Model:
     """Features -> logits. Conv blocks pool time by 4 and coefficients by 8, then a BiLSTM."""
     inputs = keras.Input((N_FRAMES, N_MFCC), name="mfcc")
-    x = UtteranceMeanNorm(scale=cfg.utterance_cvn, name="cmn")(inputs) if cfg.utterance_cmn else inputs
+    x = UtteranceMeanNorm(cfg.utterance_cvn, cfg.cmn_coefficients, name="cmn")(inputs) if cfg.utterance_cmn else inputs
     x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(x)
     x = layers.Reshape((N_FRAMES, N_MFCC, 1))(x)
     pools = [(2, 2), (2, 2), (1, 2)]

@@ -67,32 +67,47 @@ class _Batches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.data.y))
 
 
-class _EarlyStopOnUA(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best validation unweighted accuracy."""
+def _clip_ua(model: keras.Model, data: WindowSet) -> float:
+    logits = model.predict(data.x, batch_size=256, verbose=0)
+    _, probs = metrics.clip_probabilities(logits, data.clip)
+    return metrics.summary(_clip_labels(data), probs)["unweighted_accuracy"]
 
-    def __init__(self, val: WindowSet, patience: int, bar: tqdm) -> None:
+
+class _Monitor(keras.callbacks.Callback):
+    """Validation UA every epoch; keeps the best epoch's weights when selecting on it.
+
+    With `test` given (evaluation folds), test UA is recorded too, for the learning-curve
+    record only: nothing reads it to choose weights or settings.
+    """
+
+    def __init__(self, val: WindowSet, cfg: TrainConfig, bar: tqdm, test: WindowSet | None = None) -> None:
         super().__init__()
-        self.val, self.patience, self.bar = val, patience, bar
+        self.val, self.test, self.cfg, self.bar = val, test, cfg, bar
         self.best, self.best_epoch, self.best_weights = -1.0, -1, None
         self.history: list[dict] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logits = self.model.predict(self.val.x, batch_size=256, verbose=0)
-        _, probs = metrics.clip_probabilities(logits, self.val.clip)
-        y = _clip_labels(self.val)
-        ua = metrics.summary(y, probs)["unweighted_accuracy"]
+        ua = _clip_ua(self.model, self.val)
         logs = logs or {}
-        self.history.append({"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-                             "train_accuracy": float(logs.get("accuracy", np.nan)),
-                             "val_ua": ua})  # fmt: skip
-        if ua > self.best:
+        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
+               "train_accuracy": float(logs.get("accuracy", np.nan)), "val_ua": ua}  # fmt: skip
+        if self.test is not None:
+            row["test_ua"] = _clip_ua(self.model, self.test)
+        self.history.append(row)
+        if self.cfg.selection == "best_val" and ua > self.best:
             self.best, self.best_epoch = ua, epoch + 1
             self.best_weights = self.model.get_weights()
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", val_ua=f"{ua:.3f}",
-                             best=f"{self.best:.3f}@{self.best_epoch}")  # fmt: skip
-        if epoch + 1 - self.best_epoch >= self.patience:
+                             **({"best": f"{self.best:.3f}@{self.best_epoch}"} if self.best_epoch > 0 else {}))  # fmt: skip
+        if self.cfg.selection == "best_val" and epoch + 1 - self.best_epoch >= self.cfg.patience:
             self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.cfg.selection == "best_val":
+            self.model.set_weights(self.best_weights)
+        else:
+            self.best_epoch = len(self.history)
 
 
 def _clip_labels(data: WindowSet) -> np.ndarray:
@@ -136,10 +151,12 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     if cfg.balance_classes:
         present = counts > 0
         weights[present] = (counts[present].sum() / (present.sum() * counts[present]))
+    if cfg.selection not in ("last", "best_val"):
+        raise ValueError(f"selection must be 'last' or 'best_val', not {cfg.selection!r}")
+    test = store.clean_set(split.test) if split.test else None
     with tqdm(total=cfg.epochs, desc=desc, unit="epoch") as bar:
-        stopper = _EarlyStopOnUA(val, cfg.patience, bar)
+        stopper = _Monitor(val, cfg, bar, test)
         model.fit(_Batches(train, cfg, weights), epochs=cfg.epochs, verbose=0, callbacks=[stopper])
-    model.set_weights(stopper.best_weights)
 
     val_logits = model.predict(val.x, batch_size=256, verbose=0)
     temperature = metrics.fit_temperature(val_logits, val.y)
@@ -152,8 +169,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         val=metrics.summary(y_val, metrics.clip_probabilities(val_logits, val.clip, temperature)[1]),
         val_uncalibrated=metrics.summary(y_val, metrics.clip_probabilities(val_logits, val.clip)[1]),
     )
-    if split.test:
-        test = store.clean_set(split.test)
+    if test is not None:
         logits = model.predict(test.x, batch_size=256, verbose=0)
         y_test = _clip_labels(test)
         probs = metrics.clip_probabilities(logits, test.clip, temperature)[1]

@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ser.config import LABELS
-from ser.inference import REPO_ROOT, ModelInfo, metadata_json
+from ser.inference import REPO_ROOT, ModelInfo, metadata_json, normalisation_text
 
 WEB = Path(__file__).resolve().parent
 BENCHMARK_JSON = REPO_ROOT / "loadtests" / "results" / "benchmark.json"
@@ -54,7 +54,7 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
                   "license": info.metadata.get("license"), "weights": info.metadata.get("weights", "float32")},  # fmt: skip
         "features": json.loads(info.feature_config.to_json()),
         "architecture": metadata_json(info, "architecture") or {},
-        "normalisation": metadata_json(info, "normalisation") or {},
+        "normalisation": normalisation_text(metadata_json(info, "normalisation") or {}),
         "temperature": metadata_json(info, "temperature"),
         "train_config": metadata_json(info, "train_config") or {},
         "training_data": metadata_json(info, "training_data") or {},
