@@ -37,6 +37,7 @@ def test_train_evaluate_export_infer(tiny_corpus, tmp_path):
     data = json.loads((run / "data.json").read_text())
     assert not set(data["train"]["speakers"]) & set(data["val"]["speakers"])
     assert 0.05 <= metrics["temperature"] <= 20 and len(metrics["history"]) == 2
+    assert metrics["best_epoch"] == 2  # selection="last": the weights at the end of the schedule
 
     ev = tmp_path / "eval"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--max-folds", "1", "--out", str(ev),
@@ -44,6 +45,7 @@ def test_train_evaluate_export_infer(tiny_corpus, tmp_path):
     result = json.loads((ev / "evaluation.json").read_text())
     fold = result["speaker_cv"]["folds"][0]
     assert not set(fold["test_speakers"]) & set(fold["val_speakers"])
+    assert [sorted(h) for h in fold["history"]] == [["epoch", "loss", "test_ua", "train_accuracy", "val_ua"]] * 2
     assert 0 <= result["speaker_cv"]["summary"]["unweighted_accuracy"]["mean"] <= 1
     assert (ev / "confusion_matrix.png").exists()
 
