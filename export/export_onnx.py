@@ -106,7 +106,7 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
         "architecture": json.dumps(architecture(classifier)),
         "train_config": json.dumps(run_config["train"]),
         "training_data": (run / "data.json").read_text(),
-        "validation_metrics": json.dumps({k: run_metrics.get(k) for k in ("val", "val_uncalibrated", "best_epoch", "temperature", "train_seconds", "tf_threads")}),
+        "validation_metrics": json.dumps({k: run_metrics.get(k) for k in ("val", "val_uncalibrated", "best_epoch", "member_best_epoch", "temperature", "train_seconds", "tf_threads")}),
         "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
         "weights": "float32",
     }  # fmt: skip
@@ -118,12 +118,20 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
 
 
 def architecture(classifier: keras.Model) -> dict:
+    """Layers with weights (and the normalisation steps), members of an ensemble included."""
     rows = []
-    for layer in classifier.layers:
-        if layer.count_params() or layer.name.startswith(("cmn", "standardise")):
-            rows.append({"layer": layer.name, "type": type(layer).__name__,
-                         "output": str(layer.output.shape), "params": layer.count_params()})  # fmt: skip
-    return {"layers": rows, "total_params": classifier.count_params()}
+
+    def walk(model: keras.Model, prefix: str) -> None:
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                walk(layer, f"{prefix}{layer.name}/")
+            elif layer.count_params() or layer.name.startswith(("cmn", "standardise")):
+                rows.append({"layer": prefix + layer.name, "type": type(layer).__name__,
+                             "output": str(layer.output.shape), "params": layer.count_params()})  # fmt: skip
+
+    walk(classifier, "")
+    members = [layer.name for layer in classifier.layers if isinstance(layer, keras.Model)]
+    return {"layers": rows, "total_params": classifier.count_params(), "ensemble_members": len(members)}
 
 
 def parity_features(corpus_arg: str, n: int, seed: int = 0) -> tuple[np.ndarray, list[Clip]]:
@@ -205,8 +213,9 @@ def quantize_check(fp32: Path, features: np.ndarray, corpus_args: list[str], val
     report["ua_loss_points"] = round(100 * max(losses), 2)
     report["faster"] = report["int8_ms"] < report["fp32_ms"]
     report["ship_int8"] = bool(report["faster"] and max(losses) <= MAX_QUANT_UA_LOSS)
-    report["protocol"] = ("UA on speakers held out of training (the run's validation speakers) "
-                          "and on whole other corpora; timing: median of 200 batch-1 calls, 1 thread")  # fmt: skip
+    report["protocol"] = ("UA on the run's first validation speakers (unseen by the first ensemble "
+                          "member; with rotated validation the other members trained on them) and on "
+                          "whole corpora the model never saw; timing: median of 200 batch-1 calls, 1 thread")  # fmt: skip
     print(json.dumps(report, indent=1))
     if not report["ship_int8"]:
         int8.unlink()

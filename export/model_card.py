@@ -29,8 +29,39 @@ def render(model_path: Path, export_report: dict | None) -> str:
     arch = metadata_json(info, "architecture") or {}
     train_cfg = metadata_json(info, "train_config") or {}
     fc = info.feature_config
-    picked = train_cfg.get("selection", "best_val") == "best_val"  # older models stopped early
+    picked = train_cfg.get("selection", "best_val") != "last"  # early stopping chose the epoch
     val_role = "early stopping, temperature scaling" if picked else "temperature scaling; weights are those at the end of the schedule"
+    members = int(train_cfg.get("ensemble", 1))
+    member_vals = data.get("member_val_speakers") or [data.get("val", {}).get("speakers", [])]
+    rotated = members > 1 and bool(train_cfg.get("rotate_validation"))
+    if rotated:
+        all_speakers = sorted(set(data.get("train", {}).get("speakers", [])) | set(data.get("val", {}).get("speakers", [])))
+        data_line = (
+            f"- Training corpora: {', '.join(data.get('corpora', []))}, {len(all_speakers)} speakers. "
+            f"Each of the {members} ensemble members trains on all but 2 of them and validates "
+            f"({val_role}) on those 2: "
+            + "; ".join(f"member {i + 1}: {', '.join(v)}" for i, v in enumerate(member_vals))
+            + ". The temperature is fitted on each validation speaker's predictions from the "
+            "member that never trained on that speaker."
+        )
+    else:
+        data_line = (
+            f"- Training corpora: {', '.join(data.get('corpora', []))}. "
+            f"Training speakers: {len(data.get('train', {}).get('speakers', []))} "
+            f"({data.get('train', {}).get('clips', '?')} clips); validation speakers ({val_role}): "
+            f"{', '.join(data.get('val', {}).get('speakers', []))}."
+        )
+    if train_cfg.get("architecture", "conv2d") == "conv1d":
+        body = (f"1-D convolutions over time (filters {train_cfg.get('conv_filters')}, kernels "
+                f"{train_cfg.get('conv_kernels')} frames, the 40 coefficients as channels)")  # fmt: skip
+    else:
+        body = f"2-D convolutions ({train_cfg.get('conv_filters')})"
+    body += f" + BiLSTM({train_cfg.get('lstm_units')}) + mean/max pooling + dense"
+    model_line = (
+        f"- {'An ensemble of ' + str(members) + ' networks (logits averaged), each ' if members > 1 else 'A network: '}"
+        f"{body}; {arch.get('total_params', '?'):,} parameters in all; temperature scaling "
+        f"(T = {float(metadata_json(info, 'temperature') or 1):.2f})."
+    )
     lines = [
         f"# Model card: {info.name} {info.version}",
         "",
@@ -46,9 +77,7 @@ def render(model_path: Path, export_report: dict | None) -> str:
         "are the actors' intended emotions, not what the speaker felt.",
         "",
         "## Data and licences",
-        f"- Training corpora: {', '.join(data.get('corpora', []))}. "
-        f"Training speakers: {len(data.get('train', {}).get('speakers', []))} "
-        f"({data.get('train', {}).get('clips', '?')} clips); validation speakers ({val_role}): {', '.join(data.get('val', {}).get('speakers', []))}.",
+        data_line,
         "- RAVDESS: Livingstone & Russo (2018), PLoS ONE 13(5): e0196391, licensed CC BY-NC-SA 4.0. "
         "**This model is a derivative and carries the same licence: non-commercial, share-alike.**",
         "- EmoDB (used only for the cross-corpus test): Burkhardt et al., Interspeech 2005; free "
@@ -61,9 +90,7 @@ def render(model_path: Path, export_report: dict | None) -> str:
         "every 2 s and the window probabilities are averaged.",
         f"- Normalisation: {normalisation_text(metadata_json(info, 'normalisation') or {})}; "
         "inside the ONNX graph.",
-        f"- CNN ({train_cfg.get('conv_filters')}) + BiLSTM({train_cfg.get('lstm_units')}) + dense, "
-        f"{arch.get('total_params', '?'):,} parameters; temperature scaling "
-        f"(T = {float(metadata_json(info, 'temperature') or 1):.2f}) fitted on the validation speakers.",
+        model_line,
         "",
     ]
     cv = ev.get("speaker_cv")
@@ -111,7 +138,8 @@ def render(model_path: Path, export_report: dict | None) -> str:
         r = cc["restricted_to_shared_classes"]
         lines += [
             "## Cross-corpus",
-            f"Trained on {', '.join(ev.get('corpora', []))}, tested on all "
+            ("This model, trained on " if "trained run" in cc.get("protocol", "") else "Trained on ")
+            + f"{', '.join(ev.get('corpora', []))}, tested on all "
             f"{', '.join(cc.get('test_corpora', []))} clips in the classes both share "
             f"({', '.join(cc['test_corpus_classes'])}; German speech): UA "
             f"{_pct(cc['all_8_outputs']['unweighted_accuracy'])} % taking the top of all 8 outputs, "
@@ -121,12 +149,14 @@ def render(model_path: Path, export_report: dict | None) -> str:
             "",
         ]
     if val:
+        epochs = val.get("member_best_epoch") or [val["best_epoch"]]
         lines += [
             "## This model's own validation speakers",
-            f"UA {_pct(val['val']['unweighted_accuracy'])} % at epoch {val['best_epoch']}; ECE "
+            ("Each speaker scored by the member that never trained on it: " if rotated else "")
+            + f"UA {_pct(val['val']['unweighted_accuracy'])} %; ECE "
             f"{_pct(val['val_uncalibrated']['ece'])} % before and {_pct(val['val']['ece'])} % after "
-            f"temperature scaling. "
-            + ("These speakers chose the epoch and the temperature, so this figure is optimistic. "
+            f"temperature scaling; epochs kept: {', '.join(map(str, epochs))}. "
+            + ("These speakers chose the epochs and the temperature, so this figure is optimistic. "
                if picked else "These speakers fitted the temperature only. ")
             + "The cross-validation above is the estimate to quote. "
             f"Training took {val['train_seconds']:.0f} s on this 2-core machine with "
@@ -157,12 +187,13 @@ def render(model_path: Path, export_report: dict | None) -> str:
     lines += [
         "## Reproduce",
         "```",
-        "python -m training.evaluate --corpus ravdess=PATH --folds 5 --random-split "
-        "--cross-corpus emodb=PATH --out runs/eval",
+        "python -m training.evaluate --corpus ravdess=PATH --folds 5 --random-split --out runs/eval",
         "python -m training.train --corpus ravdess=PATH --out runs/default",
+        "python -m training.evaluate --corpus ravdess=PATH --run-folds '' --cross-corpus emodb=PATH "
+        "--cross-corpus-run runs/default --out runs/eval",
         "python -m export.export_onnx --run runs/default --evaluation runs/eval/evaluation.json "
         "--parity-corpus ravdess=PATH --quantize-check --ua-corpus ravdess=PATH "
-        "--ua-corpus emodb=PATH --out model_store",
+        "--ua-corpus emodb=PATH --card-notes export/default_model_notes.md --out model_store",
         "```",
         "",
     ]

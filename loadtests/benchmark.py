@@ -57,6 +57,8 @@ def model_gflop(model: EmotionModel) -> float:
         shape = [int(d) for d in row["output"].strip("()").replace("None", "1").split(",") if d.strip()]
         if row["type"] == "Conv2D":
             macs += row["params"] * shape[1] * shape[2]
+        elif row["type"] == "Conv1D":
+            macs += row["params"] * shape[1]
         elif row["type"] == "Bidirectional":
             macs += row["params"] * shape[1]
         elif row["type"] == "Dense":

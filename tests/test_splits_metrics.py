@@ -9,7 +9,7 @@ import pytest
 
 from ser.datasets import Clip
 from training.metrics import expected_calibration_error, fit_temperature, summary
-from training.splits import fold_split, holdout_split, speaker_folds
+from training.splits import fold_split, holdout_split, member_splits, random_split, speaker_folds
 
 
 def fake_clips(n_speakers=20, per=10):
@@ -42,6 +42,27 @@ def test_holdout_split_checks_speakers():
     assert {clips[i].speaker for i in split.val} == {"ravdess:01"}
     with pytest.raises(ValueError):
         holdout_split(clips, ["ravdess:99"])
+
+
+def test_rotated_validation_keeps_test_out_and_each_members_val_unseen():
+    clips = fake_clips()
+    split = fold_split(clips, speaker_folds(clips, 5, seed=1), 0, n_val=2)
+    plans = member_splits(clips, split, members=3, rotate=True, seed=0)
+    speakers = [({clips[i].speaker for i in t}, {clips[i].speaker for i in v}) for t, v in plans]
+    test = set(split.test_speakers)
+    assert speakers[0][1] == set(split.val_speakers)  # the first member validates as usual
+    for train, val in speakers:
+        assert len(val) == 2 and not train & val and not (train | val) & test
+        assert train | val == {clips[i].speaker for i in split.train + split.val}
+        assert {int(s[-2:]) % 2 for s in val} == {0, 1}  # one female, one male
+    vals = [v for _, v in speakers]
+    assert not (vals[0] & vals[1]) and not (vals[0] & vals[2]) and not (vals[1] & vals[2])
+    shared = member_splits(clips, split, members=3, rotate=False, seed=0)
+    assert all(t == split.train and v == split.val for t, v in shared)
+    rand = random_split(len(clips), seed=0)  # clips, not speakers: nothing to rotate
+    assert member_splits(clips, rand, members=3, rotate=True, seed=0) == [(rand.train, rand.val)] * 3
+    with pytest.raises(ValueError, match="too few"):
+        member_splits(fake_clips(4), fold_split(fake_clips(4), speaker_folds(fake_clips(4), 4, 0), 0, 1), 5, True, 0)
 
 
 def test_temperature_scaling_fixes_overconfidence():

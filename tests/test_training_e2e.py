@@ -24,11 +24,12 @@ def tiny_corpus(ravdess_root, tmp_path_factory):
     return root
 
 
-def test_train_evaluate_export_infer(tiny_corpus, tmp_path):
+def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
     pytest.importorskip("tensorflow")
     from training import evaluate, train
 
-    overrides = ["--set", "epochs=2", "--set", "augment_copies=1", "--set", "patience=5"]
+    # two members with rotated validation speakers: the ensemble path, end to end
+    overrides = ["--set", "epochs=2", "--set", "augment_copies=1", "--set", "patience=5", "--set", "ensemble=2"]
     run = tmp_path / "run"
     train.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--out", str(run), *overrides])
     for name in ("model.keras", "config.json", "metrics.json", "data.json", "training_curves.png"):
@@ -37,7 +38,9 @@ def test_train_evaluate_export_infer(tiny_corpus, tmp_path):
     data = json.loads((run / "data.json").read_text())
     assert not set(data["train"]["speakers"]) & set(data["val"]["speakers"])
     assert 0.05 <= metrics["temperature"] <= 20 and len(metrics["history"]) == 2
-    assert metrics["best_epoch"] == 2  # selection="last": the weights at the end of the schedule
+    assert 1 <= metrics["best_epoch"] <= 2 and len(metrics["member_best_epoch"]) == 2
+    first, second = (set(v) for v in data["member_val_speakers"])
+    assert first == set(data["val"]["speakers"]) and not first & second
 
     ev = tmp_path / "eval"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--max-folds", "1", "--out", str(ev),
@@ -45,9 +48,19 @@ def test_train_evaluate_export_infer(tiny_corpus, tmp_path):
     result = json.loads((ev / "evaluation.json").read_text())
     fold = result["speaker_cv"]["folds"][0]
     assert not set(fold["test_speakers"]) & set(fold["val_speakers"])
-    assert [sorted(h) for h in fold["history"]] == [["epoch", "loss", "test_ua", "train_accuracy", "val_ua"]] * 2
+    assert [sorted(h) for h in fold["history"]] == [
+        ["epoch", "loss", "test_nll", "test_ua", "train_accuracy", "val_nll", "val_ua"]] * 2
+    assert len(fold["member_history"]) == 2
     assert 0 <= result["speaker_cv"]["summary"]["unweighted_accuracy"]["mean"] <= 1
     assert (ev / "confusion_matrix.png").exists()
+
+    cc = tmp_path / "cross"
+    evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--run-folds", "", "--cross-corpus",
+                   f"emodb={emodb_root}", "--cross-corpus-run", str(run), "--out", str(cc)])  # fmt: skip
+    cross = json.loads((cc / "evaluation.json").read_text())["cross_corpus"]
+    assert cross["test_corpus_classes"] == ["angry", "disgust", "fearful", "happy", "neutral", "sad"]
+    assert cross["all_8_outputs"]["n"] == 208  # every EmoDB clip but boredom
+    assert "speaker_cv" not in json.loads((cc / "evaluation.json").read_text())
 
     from export import export_onnx
 

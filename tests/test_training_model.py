@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from training.config import TrainConfig  # noqa: E402
-from training.model import build_classifier, normalisation_stats  # noqa: E402
+from training.model import build_body, build_classifier, normalisation_stats  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +41,21 @@ def test_statistics_describe_what_the_network_sees(features):
     standardised = np.asarray(model.get_layer("standardise")(model.get_layer("cmn")(features)))
     np.testing.assert_allclose(standardised.mean(axis=(0, 1)), 0, atol=1e-3)
     np.testing.assert_allclose(standardised.std(axis=(0, 1)), 1, atol=1e-3)
+
+
+def test_ensemble_averages_its_members_logits(features):
+    cfg = TrainConfig()
+    mean, var = normalisation_stats(features, cfg)
+    bodies = [build_body(cfg, name=f"member{i}") for i in range(3)]
+    ensemble = build_classifier(cfg, mean, var, bodies)
+    singles = [build_classifier(cfg, mean, var, [b]) for b in bodies]  # the same weights
+    expected = np.mean([m.predict(features, verbose=0) for m in singles], axis=0)
+    np.testing.assert_allclose(ensemble.predict(features, verbose=0), expected, atol=1e-5)
+    assert len({float(np.abs(m.predict(features, verbose=0)).sum()) for m in singles}) == 3  # distinct
+
+
+@pytest.mark.parametrize("architecture", ["conv1d", "conv2d"])
+def test_architectures_take_the_feature_shape(features, architecture):
+    cfg = TrainConfig.with_overrides({"architecture": architecture, "conv_filters": [8, 8, 8]})
+    model = build_classifier(cfg, *normalisation_stats(features, cfg))
+    assert model.predict(features, verbose=0).shape == (6, 8)

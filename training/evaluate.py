@@ -10,7 +10,8 @@ macro-F1 and calibration error as mean +- std over folds, and per-class figures 
 confusion matrix pooled over all folds. The random split mixes speakers across train and
 test and is labelled as such: it is only for comparison with published numbers.
 Cross-corpus: train on the --corpus data, test on every clip of the other corpus whose
-class the training data has.
+class the training data has; `--cross-corpus-run runs/default` tests that trained run (the
+shipped model never saw the other corpus) instead of training another.
 
 Each part (fold, random split, cross-corpus) is saved as its own JSON in --out, and
 evaluation.json is rebuilt from all parts present, so separate processes can run
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from training import metrics
 from training.config import TrainConfig
 from training.data import FeatureStore
 from training.splits import Split, describe, fold_split, pick_validation, random_split, speaker_folds
-from training.train import fit_split, load_clips
+from training.train import fit_split, load_clips, set_tf_threads
 
 KEYS = ("unweighted_accuracy", "weighted_accuracy", "macro_f1", "ece")
 
@@ -69,6 +69,7 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
         "history": r.history,  # test_ua per epoch is a record only; weights are chosen without it
+        "member_history": r.extra.get("member_history"),
     }  # fmt: skip
 
 
@@ -97,19 +98,62 @@ def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int, n_val: int | None,
     )
     r = fit_split(FeatureStore(combined, cfg), split, cfg, desc="cross-corpus")
     y = np.array([LABELS.index(combined[j].label) for j in r.extra["test_clip_indices"]])
+    return cross_corpus_report(y, r.extra["test_probs"], test_corpora, "a model trained for this test")
+
+
+def cross_corpus_of_run(run: Path, other, test_corpora: list[str]) -> dict:
+    """Test an already trained run (e.g. the shipped model) on another corpus, no training.
+
+    Only valid when the run never saw that corpus: checked against the run's data.json.
+    """
+    import keras
+
+    import training.model  # noqa: F401  (registers the custom layer)
+    from ser.audio import load_audio
+    from ser.features import clip_features
+
+    trained_on = set(json.loads((run / "data.json").read_text())["corpora"])
+    overlap = trained_on & {c.corpus for c in other}
+    if overlap:
+        raise SystemExit(f"{run} was trained on {sorted(overlap)}: not a cross-corpus test")
+    model = keras.models.load_model(run / "model.keras")
+    trained_labels = set(json.loads((run / "data.json").read_text())["train"]["labels"])
+    clips = [c for c in other if c.label in trained_labels]
+    probs = []
+    for clip in clips:
+        windows = clip_features(load_audio(clip.path))[0]
+        probs.append(model.predict(windows, verbose=0).mean(axis=0))
+    y = np.array([LABELS.index(c.label) for c in clips])
+    return cross_corpus_report(y, np.stack(probs), test_corpora, f"the trained run {run.name}")
+
+
+def cross_corpus_report(y: np.ndarray, probs: np.ndarray, test_corpora: list[str], model: str) -> dict:
     shared = sorted(set(y.tolist()))
-    restricted = np.zeros_like(r.extra["test_probs"])
-    restricted[:, shared] = r.extra["test_probs"][:, shared]
+    restricted = np.zeros_like(probs)
+    restricted[:, shared] = probs[:, shared]
     restricted /= restricted.sum(axis=1, keepdims=True)
+    _, confusion = metrics.report(y, probs)
     return {
         "protocol": "train on the training corpus, test on every clip of the other corpus "
-        "in a class both share",
+        f"in a class both share ({model})",
         "test_corpora": test_corpora,
         "test_corpus_classes": [LABELS[i] for i in shared],
-        "all_8_outputs": r.test,
+        "all_8_outputs": metrics.summary(y, probs),
         "restricted_to_shared_classes": metrics.summary(y, restricted),
-        "confusion": r.test_confusion,
+        "confusion": confusion.tolist(),
     }
+
+
+def cv_protocol(k: int, n_val: int | None, config: dict) -> str:
+    text = f"{k}-fold cross-validation by speaker: per fold, the test speakers are never seen in training; "
+    members = int(config.get("ensemble", 1))
+    if members > 1 and config.get("rotate_validation"):
+        return text + (
+            f"each of the {members} ensemble members validates (early stopping, calibration) on "
+            f"{n_val} other speakers that it does not train on (the first member on {n_val} speakers "
+            "of the next fold, the others on speakers rotated through the rest)"
+        )
+    return text + f"{n_val or 'all'} speakers of the next fold validate (early stopping, calibration) and are not trained on"
 
 
 def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
@@ -119,9 +163,7 @@ def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
     if folds:
         confusion = np.sum([np.array(f["confusion"]) for f in folds], axis=0)
         result["speaker_cv"] = {
-            "protocol": f"{k}-fold cross-validation by speaker: per fold, test speakers are never "
-            f"seen in training; {n_val or 'all'} speakers of the next fold validate (early stopping, "
-            "calibration) and are not trained on",
+            "protocol": cv_protocol(k, n_val, header.get("config", {})),
             "folds_run": f"{len(folds)} of {k}",
             "folds": folds,
             "summary": mean_std([f["test"] for f in folds]),
@@ -152,12 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val-speakers", type=int, default=2, help="validation speakers taken from the next fold")
     p.add_argument("--random-split", action="store_true")
     p.add_argument("--cross-corpus", action="append", default=[], metavar="NAME=PATH")
+    p.add_argument("--cross-corpus-run", type=Path, metavar="RUN",
+                   help="test this trained run folder on --cross-corpus instead of training a new model")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     cfg = TrainConfig.with_overrides(args.set)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("SER_TF_THREADS", os.cpu_count() or 2)))
+    set_tf_threads()
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     clips = load_clips(args.corpus)
@@ -174,8 +216,11 @@ def main(argv: list[str] | None = None) -> None:
         (args.out / "random_split.json").write_text(json.dumps(random_split_eval(clips, cfg), indent=2))
     if args.cross_corpus:
         other = load_clips(args.cross_corpus)
-        part = cross_corpus_eval(clips, other, cfg, args.folds, args.val_speakers,
-                                 [a.split("=")[0] for a in args.cross_corpus])  # fmt: skip
+        names = [a.split("=")[0] for a in args.cross_corpus]
+        if args.cross_corpus_run:
+            part = cross_corpus_of_run(args.cross_corpus_run, other, names)
+        else:
+            part = cross_corpus_eval(clips, other, cfg, args.folds, args.val_speakers, names)
         (args.out / "cross_corpus.json").write_text(json.dumps(part, indent=2))
     result = merge(args.out, args.folds, args.val_speakers, header)
     print(f"this process: {time.perf_counter() - start:.0f} s")

@@ -54,11 +54,54 @@ def normalisation_stats(x: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np
     return x.mean(axis=(0, 1)), x.var(axis=(0, 1)) + 1e-6
 
 
-def build_classifier(cfg: TrainConfig, mean: np.ndarray, var: np.ndarray) -> keras.Model:
-    """Features -> logits. Conv blocks pool time by 4 and coefficients by 8, then a BiLSTM."""
+def build_classifier(
+    cfg: TrainConfig, mean: np.ndarray, var: np.ndarray, bodies: list[keras.Model] | None = None
+) -> keras.Model:
+    """Features -> logits: the normalisation steps, then one network body or the mean of
+    several bodies' logits (an ensemble of independently trained members)."""
     inputs = keras.Input((N_FRAMES, N_MFCC), name="mfcc")
     x = UtteranceMeanNorm(cfg.utterance_cvn, cfg.cmn_coefficients, name="cmn")(inputs) if cfg.utterance_cmn else inputs
     x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(x)
+    bodies = bodies or [build_body(cfg)]
+    outputs = [body(x) for body in bodies]
+    logits = outputs[0] if len(outputs) == 1 else layers.Average(name="ensemble_mean")(outputs)
+    return keras.Model(inputs, logits, name="ser_cnn_bilstm")
+
+
+def build_body(cfg: TrainConfig, name: str = "member0") -> keras.Model:
+    """Standardised features -> logits: convolutions, a BiLSTM over time, mean+max pooling."""
+    inputs = keras.Input((N_FRAMES, N_MFCC), name="standardised")
+    if cfg.architecture == "conv1d":
+        x = _temporal_convs(inputs, cfg)
+    elif cfg.architecture == "conv2d":
+        x = _spectral_convs(inputs, cfg)
+    else:
+        raise ValueError(f"architecture must be 'conv1d' or 'conv2d', not {cfg.architecture!r}")
+    x = layers.Bidirectional(layers.LSTM(cfg.lstm_units, return_sequences=True), name="bilstm")(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Dense(cfg.dense_units, activation="relu")(x)
+    x = layers.Dropout(cfg.dropout)(x)
+    logits = layers.Dense(N_CLASSES, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def _temporal_convs(x, cfg: TrainConfig):
+    """1-D convolutions over time, the 40 coefficients as channels (MFCCs have no local
+    structure along the coefficient axis for a 2-D kernel to exploit); time pooled by 4."""
+    pools = [2, 2] + [1] * (len(cfg.conv_filters) - 2)
+    for i, (filters, kernel, pool) in enumerate(zip(cfg.conv_filters, cfg.conv_kernels, pools, strict=True)):
+        x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.Activation("relu")(x)
+        if pool > 1:
+            x = layers.MaxPooling1D(pool)(x)
+        x = layers.SpatialDropout1D(cfg.dropout / 3)(x)
+    return x
+
+
+def _spectral_convs(x, cfg: TrainConfig):
+    """2-D convolutions over (time, coefficient); pools time by 4 and coefficients by 8."""
     x = layers.Reshape((N_FRAMES, N_MFCC, 1))(x)
     pools = [(2, 2), (2, 2), (1, 2)]
     for i, (filters, pool) in enumerate(zip(cfg.conv_filters, pools, strict=True)):
@@ -68,14 +111,7 @@ def build_classifier(cfg: TrainConfig, mean: np.ndarray, var: np.ndarray) -> ker
         x = layers.MaxPooling2D(pool)(x)
         x = layers.SpatialDropout2D(cfg.dropout / 3)(x)
     _, frames, coeffs, channels = x.shape
-    x = layers.Reshape((frames, coeffs * channels))(x)
-    x = layers.Bidirectional(layers.LSTM(cfg.lstm_units, return_sequences=True), name="bilstm")(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
-    x = layers.Dropout(cfg.dropout)(x)
-    x = layers.Dense(cfg.dense_units, activation="relu")(x)
-    x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(N_CLASSES, name="logits")(x)
-    return keras.Model(inputs, logits, name="ser_cnn_bilstm")
+    return layers.Reshape((frames, coeffs * channels))(x)
 
 
 def build_inference_model(classifier: keras.Model, temperature: float) -> keras.Model:

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from ser.config import FEATURE_CONFIG, LABELS  # noqa: E402
 from ser.datasets import Clip  # noqa: E402
@@ -54,7 +55,8 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def data_summary(clips: Sequence[Clip], split: Split, corpus_args: Sequence[str]) -> dict:
+def data_summary(clips: Sequence[Clip], split: Split, corpus_args: Sequence[str],
+                 member_val_speakers: list[list[str]] | None = None) -> dict:  # fmt: skip
     def side(idx: list[int]) -> dict:
         return {
             "clips": len(idx),
@@ -68,6 +70,8 @@ def data_summary(clips: Sequence[Clip], split: Split, corpus_args: Sequence[str]
         "train": side(split.train),
         "val": side(split.val),
         "test": side(split.test),
+        # per ensemble member, the speakers it validated on and never trained on
+        "member_val_speakers": member_val_speakers or [side(split.val)["speakers"]],
     }
 
 
@@ -76,18 +80,21 @@ def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wa
     result.inference_model.save(out / "model.keras")
     (out / "config.json").write_text(json.dumps(
         {"train": cfg.to_dict(), "features": json.loads(FEATURE_CONFIG.to_json())}, indent=2))  # fmt: skip
-    (out / "data.json").write_text(json.dumps(data_summary(clips, split, corpus_args), indent=2))
+    (out / "data.json").write_text(json.dumps(
+        data_summary(clips, split, corpus_args, result.extra.get("member_val_speakers")), indent=2))
     summary = {
-        "protocol": "train on all speakers but the validation fold; early stopping and "
-        "temperature scaling on the validation speakers",
+        "protocol": "each ensemble member trains on all speakers but its validation speakers "
+        "(early stopping); the temperature is fitted on validation predictions of members that "
+        "never trained on those speakers",
         "temperature": result.temperature,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
+        "member_best_epoch": result.extra.get("member_best_epoch", [result.best_epoch]),
         "val": result.val,
         "val_uncalibrated": result.val_uncalibrated,
         "wall_seconds": round(wall_s, 1),
         "train_seconds": round(result.seconds, 1),
-        "tf_threads": int(__import__("os").environ.get("SER_TF_THREADS", __import__("os").cpu_count() or 2)),
+        "tf_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "history": result.history,
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))

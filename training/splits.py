@@ -99,3 +99,34 @@ def describe(clips: Sequence[Clip], split: Split) -> str:
         speakers = len({clips[i].speaker for i in idx})
         lines.append(f"{name}: {len(idx)} clips, {speakers} speakers, {dict(sorted(labels.items()))}")
     return "\n".join(lines)
+
+
+def member_splits(
+    clips: Sequence[Clip], split: Split, members: int, rotate: bool, seed: int
+) -> list[tuple[list[int], list[int]]]:
+    """(train, validation) clip indices for each member of an ensemble.
+
+    Shared: every member trains on split.train and validates on split.val. Rotated: member
+    0 validates on split.val; each further member validates on as many other speakers,
+    drawn from split.train (genders alternating), and trains on the rest of split.train
+    and split.val. The ensemble then learns from every non-test speaker while each
+    member's validation speakers stay unseen by that member. Test speakers are never in
+    either list.
+    """
+    if not rotate or members == 1 or not split.val_speakers:  # a random split has no speakers to rotate
+        return [(list(split.train), list(split.val))] * members
+    n_val = len(split.val_speakers)
+    remaining = sorted({clips[i].speaker for i in split.train})
+    np.random.default_rng(seed).shuffle(remaining)
+    val_sets = [set(split.val_speakers)]
+    for _ in range(1, members):
+        picked = pick_validation(clips, remaining, n_val)
+        if len(picked) < n_val or len(remaining) - len(picked) < 1:
+            raise ValueError(f"too few training speakers to rotate {n_val} validation speakers over {members} members")
+        remaining = [s for s in remaining if s not in picked]
+        val_sets.append(set(picked))
+    pool = sorted(split.train + split.val)
+    return [
+        ([i for i in pool if clips[i].speaker not in v], [i for i in pool if clips[i].speaker in v])
+        for v in val_sets
+    ]

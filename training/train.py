@@ -30,20 +30,23 @@ from training import metrics  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.data import FeatureStore, WindowSet, spec_augment  # noqa: E402
 from training.model import (  # noqa: E402
+    build_body,
     build_classifier,
     build_inference_model,
     normalisation_stats,
 )
-from training.splits import Split, describe, holdout_split, pick_validation, speaker_folds  # noqa: E402
+from training.splits import Split, describe, holdout_split, member_splits, pick_validation, speaker_folds  # noqa: E402
+
+SELECTIONS = ("val_nll", "best_val", "last")
 
 
 class _Batches(keras.utils.PyDataset):
     """Shuffled training batches with fresh SpecAugment masks every epoch."""
 
-    def __init__(self, data: WindowSet, cfg: TrainConfig, weights: np.ndarray) -> None:
+    def __init__(self, data: WindowSet, cfg: TrainConfig, weights: np.ndarray, seed: int) -> None:
         super().__init__()
         self.data, self.cfg, self.weights = data, cfg, weights
-        self.rng = np.random.default_rng(cfg.seed)
+        self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(data.y))
 
     def __len__(self) -> int:
@@ -67,14 +70,17 @@ class _Batches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.data.y))
 
 
-def _clip_ua(model: keras.Model, data: WindowSet) -> float:
+def _clip_scores(model: keras.Model, data: WindowSet) -> tuple[float, float]:
+    """(unweighted accuracy, negative log-likelihood) of clip-level predictions."""
     logits = model.predict(data.x, batch_size=256, verbose=0)
     _, probs = metrics.clip_probabilities(logits, data.clip)
-    return metrics.summary(_clip_labels(data), probs)["unweighted_accuracy"]
+    s = metrics.summary(_clip_labels(data), probs)
+    return s["unweighted_accuracy"], s["nll"]
 
 
 class _Monitor(keras.callbacks.Callback):
-    """Validation UA every epoch; keeps the best epoch's weights when selecting on it.
+    """Validation scores every epoch; early stopping with the best epoch's weights kept
+    when `selection` is "val_nll" (clip-level log-loss) or "best_val" (clip-level UA).
 
     With `test` given (evaluation folds), test UA is recorded too, for the learning-curve
     record only: nothing reads it to choose weights or settings.
@@ -83,28 +89,30 @@ class _Monitor(keras.callbacks.Callback):
     def __init__(self, val: WindowSet, cfg: TrainConfig, bar: tqdm, test: WindowSet | None = None) -> None:
         super().__init__()
         self.val, self.test, self.cfg, self.bar = val, test, cfg, bar
-        self.best, self.best_epoch, self.best_weights = -1.0, -1, None
+        self.best, self.best_epoch, self.best_weights = -np.inf, -1, None
         self.history: list[dict] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        ua = _clip_ua(self.model, self.val)
+        ua, nll = _clip_scores(self.model, self.val)
         logs = logs or {}
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-               "train_accuracy": float(logs.get("accuracy", np.nan)), "val_ua": ua}  # fmt: skip
+               "train_accuracy": float(logs.get("accuracy", np.nan)), "val_ua": ua, "val_nll": nll}  # fmt: skip
         if self.test is not None:
-            row["test_ua"] = _clip_ua(self.model, self.test)
+            row["test_ua"], row["test_nll"] = _clip_scores(self.model, self.test)
         self.history.append(row)
-        if self.cfg.selection == "best_val" and ua > self.best:
-            self.best, self.best_epoch = ua, epoch + 1
+        score = ua if self.cfg.selection == "best_val" else -nll
+        if self.cfg.selection != "last" and score > self.best:
+            self.best, self.best_epoch = score, epoch + 1
             self.best_weights = self.model.get_weights()
         self.bar.update(1)
-        self.bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", val_ua=f"{ua:.3f}",
-                             **({"best": f"{self.best:.3f}@{self.best_epoch}"} if self.best_epoch > 0 else {}))  # fmt: skip
-        if self.cfg.selection == "best_val" and epoch + 1 - self.best_epoch >= self.cfg.patience:
+        self.bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", val_ua=f"{ua:.3f}", val_nll=f"{nll:.3f}",
+                             **({"best_epoch": self.best_epoch} if self.best_epoch > 0 else {}))  # fmt: skip
+        if self.cfg.selection != "last" and epoch + 1 - self.best_epoch >= self.cfg.patience:
+            self.bar.update(self.cfg.epochs - epoch - 1)  # the epochs early stopping saved
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.cfg.selection == "best_val":
+        if self.cfg.selection != "last":
             self.model.set_weights(self.best_weights)
         else:
             self.best_epoch = len(self.history)
@@ -131,44 +139,86 @@ class FitResult:
     extra: dict = field(default_factory=dict)
 
 
-def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "train") -> FitResult:
-    """Train on split.train, stop early and calibrate on split.val, evaluate on split.test."""
-    start = time.perf_counter()
-    keras.utils.set_random_seed(cfg.seed)
-    train = store.training_set(split.train)
-    val = store.clean_set(split.val)
-    mean, var = normalisation_stats(store.clean_set(split.train).x, cfg)  # clean train only
-    model = build_classifier(cfg, mean, var)
+def _class_weights(y: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Inverse-frequency weights, so a class with half the clips (neutral) counts as much."""
+    weights = np.ones(N_CLASSES, np.float32)
+    if cfg.balance_classes:
+        counts = np.bincount(y, minlength=N_CLASSES).astype(np.float64)
+        present = counts > 0
+        weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights
+
+
+def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, test: WindowSet | None,
+                  mean: np.ndarray, var: np.ndarray, cfg: TrainConfig, member: int,
+                  bar: tqdm) -> tuple[keras.Model, keras.Model, _Monitor]:  # fmt: skip
+    """One member: its own seed (initialisation, batch order, masks, mixup) and data."""
+    seed = cfg.seed + 1000 * member
+    keras.utils.set_random_seed(seed)
+    train = store.training_set(train_idx)
+    body = build_body(cfg, name=f"member{member}")
+    model = build_classifier(cfg, mean, var, [body])
     steps = int(np.ceil(len(train.y) / cfg.batch_size)) * cfg.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        optimizer=keras.optimizers.AdamW(
+            keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps), weight_decay=cfg.weight_decay
+        ),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"],
     )
-    counts = np.bincount(train.y, minlength=N_CLASSES).astype(np.float64)
-    weights = np.ones(N_CLASSES, np.float32)
-    if cfg.balance_classes:
-        present = counts > 0
-        weights[present] = (counts[present].sum() / (present.sum() * counts[present]))
-    if cfg.selection not in ("last", "best_val"):
-        raise ValueError(f"selection must be 'last' or 'best_val', not {cfg.selection!r}")
-    test = store.clean_set(split.test) if split.test else None
-    with tqdm(total=cfg.epochs, desc=desc, unit="epoch") as bar:
-        stopper = _Monitor(val, cfg, bar, test)
-        model.fit(_Batches(train, cfg, weights), epochs=cfg.epochs, verbose=0, callbacks=[stopper])
+    monitor = _Monitor(val, cfg, bar, test)
+    batches = _Batches(train, cfg, _class_weights(train.y, cfg), seed)
+    model.fit(batches, epochs=cfg.epochs, verbose=0, callbacks=[monitor])
+    return body, model, monitor
 
-    val_logits = model.predict(val.x, batch_size=256, verbose=0)
+
+def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "train") -> FitResult:
+    """Train on split.train, stop early and calibrate on split.val, evaluate on split.test.
+
+    With `ensemble` > 1 several members are trained and their logits averaged; with
+    `rotate_validation` each member validates on different speakers (`member_splits`) and
+    the temperature is fitted on each validation speaker's predictions from the one
+    member that never trained on them.
+    """
+    start = time.perf_counter()
+    if cfg.selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, not {cfg.selection!r}")
+    plans = member_splits(store.clips, split, cfg.ensemble, cfg.rotate_validation, cfg.seed)
+    # Normalisation from clips every member trains on: no member's validation speakers.
+    common = sorted(set.intersection(*(set(train_idx) for train_idx, _ in plans)))
+    mean, var = normalisation_stats(store.clean_set(common).x, cfg)  # clean, training only
+    rotated = len({tuple(val_idx) for _, val_idx in plans}) > 1
+    test = store.clean_set(split.test) if split.test else None
+    bodies, monitors, val_logits, val_parts = [], [], [], []
+    with tqdm(total=cfg.epochs * cfg.ensemble, desc=desc, unit="epoch") as bar:
+        for member, (train_idx, val_idx) in enumerate(plans):
+            val = store.clean_set(val_idx)
+            body, single, monitor = _train_member(store, train_idx, val, test, mean, var, cfg, member, bar)
+            bodies.append(body)
+            monitors.append(monitor)
+            if rotated:  # each validation speaker scored by the member that never saw it
+                val_logits.append(single.predict(val.x, batch_size=256, verbose=0))
+                val_parts.append(val)
+    model = build_classifier(cfg, mean, var, bodies) if len(bodies) > 1 else single
+    if not val_parts:  # shared validation speakers: the whole ensemble is unseen by them
+        val_parts = [store.clean_set(plans[0][1])]
+        val_logits = [model.predict(val_parts[0].x, batch_size=256, verbose=0)]
+    val = WindowSet(*(np.concatenate([getattr(v, f) for v in val_parts]) for f in ("x", "y", "clip")))
+    val_logits = np.concatenate(val_logits)
     temperature = metrics.fit_temperature(val_logits, val.y)
     y_val = _clip_labels(val)
     result = FitResult(
         inference_model=build_inference_model(model, temperature),
         temperature=temperature,
-        best_epoch=stopper.best_epoch,
-        history=stopper.history,
+        best_epoch=monitors[0].best_epoch,
+        history=monitors[0].history,  # the first member's; every member's is in extra
         val=metrics.summary(y_val, metrics.clip_probabilities(val_logits, val.clip, temperature)[1]),
         val_uncalibrated=metrics.summary(y_val, metrics.clip_probabilities(val_logits, val.clip)[1]),
     )
+    result.extra["member_val_speakers"] = [sorted({store.clips[i].speaker for i in v}) for _, v in plans]
+    if len(monitors) > 1:
+        result.extra["member_history"] = [m.history for m in monitors]
+        result.extra["member_best_epoch"] = [m.best_epoch for m in monitors]
     if test is not None:
         logits = model.predict(test.x, batch_size=256, verbose=0)
         y_test = _clip_labels(test)
@@ -183,6 +233,20 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         result.extra["test_probs"] = probs
     result.seconds = time.perf_counter() - start
     return result
+
+
+def set_tf_threads() -> int:
+    """TensorFlow threads from SER_TF_THREADS (default: all cores), before TF starts work.
+
+    Two jobs sharing the machine should take one thread each. Once TensorFlow has run
+    anything in this process its thread pools are fixed, and the setting is left alone.
+    """
+    threads = int(os.environ.get("SER_TF_THREADS", os.cpu_count() or 2))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialised (e.g. several runs in one test process)
+        return tf.config.threading.get_intra_op_parallelism_threads() or threads
+    return threads
 
 
 def load_clips(corpus_args: list[str]) -> list[Clip]:
@@ -204,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="override a TrainConfig field, e.g. --set epochs=2")  # fmt: skip
     args = parser.parse_args(argv)
     cfg = TrainConfig.with_overrides(args.set)
-    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("SER_TF_THREADS", os.cpu_count() or 2)))
+    set_tf_threads()
     wall = time.perf_counter()
 
     clips = load_clips(args.corpus)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import time
 from pathlib import Path
 
 from training.config import TrainConfig
 from training.data import FeatureStore
 from training.splits import holdout_split, speaker_folds
-from training.train import fit_split, load_clips
+from training.train import fit_split, load_clips, set_tf_threads
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -46,9 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     grid = parse_grid(args.grid)
     base = TrainConfig.with_overrides(args.set)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("SER_TF_THREADS", os.cpu_count() or 2)))
+    set_tf_threads()
     clips = load_clips(args.corpus)
     split = holdout_split(clips, speaker_folds(clips, args.folds, base.seed)[args.val_fold])
     points = list(itertools.product(*grid.values()))[: args.trials]
@@ -66,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     trials.sort(key=lambda t: -t["val_ua"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tuning.json").write_text(json.dumps({
-        "protocol": "train on all speakers but the validation fold; validation UA on that fold",
+        "protocol": "train on all speakers but the validation fold; validation UA on that fold "
+        "(with rotate_validation, each validation speaker scored by the member that never trained on it)",
         "validation_speakers": list(split.val_speakers), "base": base.to_dict(), "trials": trials}, indent=2))  # fmt: skip
     print(f"best: {trials[0]['overrides']} (UA {trials[0]['val_ua']:.3f}); wrote {args.out / 'tuning.json'}")
 
