@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 SAMPLE_RATE = 22_050  # Hz: every clip is resampled to this before features
-N_FFT = 1_024  # samples per STFT frame (46 ms): speech-length window, 2x cheaper than 2048
+N_FFT = 512  # samples per STFT frame (23 ms): the usual speech analysis window, 2x cheaper than 1024
 HOP_LENGTH = 512  # samples between frames (23 ms)
 N_MELS = 64  # mel bands feeding the DCT
 N_MFCC = 40  # cepstral coefficients kept

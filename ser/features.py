@@ -2,8 +2,12 @@
 
 The mel filterbank and DCT matrix ship in `assets/mfcc_filters.npz`, written by
 `python -m training.make_filterbank` from `librosa.filters.mel` (Slaney mel scale, Slaney
-area normalisation) and an orthonormal DCT-II, so the server needs no librosa. `tests/test_features.py` checks the result against `librosa.feature.mfcc` on real
-speech.
+area normalisation) and an orthonormal DCT-II, so the server needs no librosa.
+`tests/test_features.py` checks the result against `librosa.feature.mfcc` on real speech.
+
+Where the time goes (one 4 s window, one core): the 173 FFTs are about half of it; the
+rest is kept small by reusing per-thread buffers (no page faults on fresh arrays), folding
+|X|^2 into the mel product, and multiplying only the mel matrix's non-zero diagonal blocks.
 
 Clips shorter than 4 s are zero-padded at the end; longer clips are cut into 4 s windows
 every 2 s, the last window aligned to the clip's end, and the model's probabilities are
@@ -12,6 +16,8 @@ averaged over windows (see `ser.inference`).
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +31,7 @@ from ser.config import (
     HOP_LENGTH,
     N_FFT,
     N_FRAMES,
+    N_MELS,
     N_MFCC,
     N_SAMPLES,
     SAMPLE_RATE,
@@ -33,16 +40,36 @@ from ser.config import (
 )
 
 FILTERS_PATH = Path(__file__).parent / "assets" / "mfcc_filters.npz"
-FFT_BLOCK = 64  # frames per FFT call (measured best of 8-173 on this machine)
+MEL_BLOCKS = 4  # diagonal blocks of the sparse mel matrix (4x fewer multiply-adds than dense)
 WINDOW_HOP = int(WINDOW_HOP_SECONDS * SAMPLE_RATE)  # 44100 samples between window starts
 
 
-@lru_cache(maxsize=1)
-def filterbank() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mel (n_fft//2+1, n_mels), dct (n_mels, n_mfcc), hann window (n_fft,)), float32.
+@dataclass(frozen=True)
+class MelBlock:
+    """One diagonal block of the mel matrix: spectrum columns [lo, hi) -> bands [b0, b1).
 
-    Matrices are stored transposed for right-multiplication of (frames, bins) arrays.
+    Columns index the rfft output viewed as interleaved float32 (re, im, re, im, ...):
+    squared in place, each weight row doubled, re^2 + im^2 folds into the product.
     """
+
+    lo: int
+    hi: int
+    b0: int
+    b1: int
+    weights: np.ndarray  # (hi - lo, b1 - b0) float32
+
+
+@dataclass(frozen=True)
+class Filterbank:
+    mel: np.ndarray  # (n_fft//2 + 1, n_mels) float32, for right-multiplication
+    dct: np.ndarray  # (n_mels, n_mfcc) float32, orthonormal DCT-II
+    window: np.ndarray  # (n_fft,) float32, periodic Hann
+    blocks: tuple[MelBlock, ...]
+
+
+@lru_cache(maxsize=1)
+def filterbank() -> Filterbank:
+    """The matrices behind `mfcc`, loaded once and checked against `FEATURE_CONFIG`."""
     with np.load(FILTERS_PATH) as data:
         config = str(data["feature_config"])
         if config != FEATURE_CONFIG.to_json():
@@ -53,8 +80,40 @@ def filterbank() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mel_t = np.ascontiguousarray(data["mel"].T, dtype=np.float32)
         dct_t = np.ascontiguousarray(data["dct"].T, dtype=np.float32)
     n = np.arange(N_FFT, dtype=np.float64)
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)).astype(np.float32)  # periodic Hann
-    return mel_t, dct_t, window
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)).astype(np.float32)
+    return Filterbank(mel_t, dct_t, window, _mel_blocks(mel_t, MEL_BLOCKS))
+
+
+def _mel_blocks(mel_t: np.ndarray, n_blocks: int) -> tuple[MelBlock, ...]:
+    """Cut the mel matrix into diagonal blocks that hold all its non-zero weights.
+
+    Each triangular filter spans a few neighbouring FFT bins, so 97 % of the dense
+    (257 x 64) matrix is zeros; equal runs of bands keep the blocks small.
+    """
+    edges = np.linspace(0, mel_t.shape[1], n_blocks + 1).round().astype(int)
+    blocks = []
+    for b0, b1 in zip(edges[:-1], edges[1:], strict=True):
+        rows = np.flatnonzero(mel_t[:, b0:b1].any(axis=1))
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
+        weights = np.ascontiguousarray(np.repeat(mel_t[lo:hi, b0:b1], 2, axis=0))
+        blocks.append(MelBlock(2 * lo, 2 * hi, int(b0), int(b1), weights))
+    covered = sum(np.count_nonzero(b.weights) for b in blocks) // 2
+    assert covered == np.count_nonzero(mel_t), "mel blocks must hold every non-zero weight"
+    return tuple(blocks)
+
+
+class _Workspace(threading.local):
+    """Per-thread buffers reused across calls: fresh arrays of this size cost more in page
+    faults than the arithmetic done in them."""
+
+    def __init__(self) -> None:
+        self.padded = np.zeros(N_SAMPLES + N_FFT, dtype=np.float32)  # centred, zero ends
+        self.frames = sliding_window_view(self.padded, N_FFT)[::HOP_LENGTH]  # a view
+        self.windowed = np.empty((N_FRAMES, N_FFT), dtype=np.float32)
+        self.mel = np.empty((N_FRAMES, N_MELS), dtype=np.float32)
+
+
+_workspace = _Workspace()
 
 
 def window_starts(n_samples: int) -> list[int]:
@@ -71,7 +130,9 @@ def split_windows(samples: np.ndarray) -> tuple[np.ndarray, list[tuple[float, fl
     """Cut mono samples into 4 s windows.
 
     Returns (windows (n_windows, N_SAMPLES) float32, spans [(start_s, end_s)]), the last
-    window zero-padded when the clip is shorter than 4 s.
+    window zero-padded when the clip is shorter than 4 s. Silence is kept: trimming the
+    ends and repeating short clips to fill the window cost 9 points of speaker-independent
+    accuracy (47.2 % against 56.3 %, 5 folds, RAVDESS).
     """
     n = samples.shape[0]
     starts = window_starts(n)
@@ -92,31 +153,25 @@ def mfcc(windows: np.ndarray) -> np.ndarray:
     (N_FRAMES, N_MFCC) for a single window.
     """
     single = windows.ndim == 1
-    batch = np.atleast_2d(windows).astype(np.float32, copy=False)
+    batch = np.atleast_2d(windows)
     if batch.shape[1] != N_SAMPLES:
         raise ValueError(f"expected windows of {N_SAMPLES} samples, got {batch.shape[1]}")
-    mel_t, dct_t, window = filterbank()
-    padded = np.pad(batch, ((0, 0), (N_FFT // 2, N_FFT // 2)))  # centred frames, zero pad
-    frames = sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP_LENGTH]  # views, no copy
-    mel_power = np.empty((batch.shape[0], N_FRAMES, mel_t.shape[1]), dtype=np.float32)
-    windowed = np.empty((FFT_BLOCK, N_FFT), dtype=np.float32)
-    power = np.empty((FFT_BLOCK, N_FFT // 2 + 1), dtype=np.float32)
-    # Blocks of frames small enough to stay in L2 cache, and reused buffers: one call over
-    # all 173 frames is 2.5x slower, mostly first-touch page faults on fresh arrays.
-    # scipy rather than numpy: numpy's float32 rfft is several times slower.
-    for w in range(batch.shape[0]):
-        for i in range(0, N_FRAMES, FFT_BLOCK):
-            n = min(FFT_BLOCK, N_FRAMES - i)
-            np.multiply(frames[w, i : i + n], window, out=windowed[:n])
-            spectrum = scipy.fft.rfft(windowed[:n], axis=-1, overwrite_x=True).view(np.float32)
-            np.square(spectrum, out=spectrum)  # interleaved (re, im) -> re^2, im^2
-            np.add(spectrum[:, 0::2], spectrum[:, 1::2], out=power[:n])
-            np.matmul(power[:n], mel_t, out=mel_power[w, i : i + n])
-    np.log10(np.maximum(mel_power, AMIN, out=mel_power), out=mel_power)
-    db = mel_power * 10.0
-    floor = db.max(axis=(1, 2), keepdims=True) - TOP_DB  # per window, as librosa per call
-    out = np.maximum(db, floor, out=db) @ dct_t
-    assert out.shape[1:] == (N_FRAMES, N_MFCC)
+    fb, ws = filterbank(), _workspace
+    out = np.empty((batch.shape[0], N_FRAMES, N_MFCC), dtype=np.float32)
+    for i, samples in enumerate(batch):
+        ws.padded[N_FFT // 2 : N_FFT // 2 + N_SAMPLES] = samples
+        np.multiply(ws.frames, fb.window, out=ws.windowed)
+        # scipy, not numpy: numpy's float32 rfft is several times slower
+        spectrum = scipy.fft.rfft(ws.windowed, axis=-1, overwrite_x=True).view(np.float32)
+        np.square(spectrum, out=spectrum)  # (re, im) -> (re^2, im^2), summed by the blocks
+        for b in fb.blocks:
+            np.matmul(spectrum[:, b.lo : b.hi], b.weights, out=ws.mel[:, b.b0 : b.b1])
+        log_mel = np.log10(np.maximum(ws.mel, AMIN, out=ws.mel), out=ws.mel)
+        # librosa's top_db floor, in log10 units (the x10 to dB comes after the DCT, which
+        # is linear); per window, as librosa computes it per call
+        np.maximum(log_mel, log_mel.max() - TOP_DB / 10, out=log_mel)
+        np.matmul(log_mel, fb.dct, out=out[i])
+    out *= 10.0  # 10 log10(power): decibels
     return out[0] if single else out
 
 
