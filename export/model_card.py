@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ser.config import LABELS
-from ser.inference import BUNDLED_MODEL, metadata_json, normalisation_text, read_model_info
+from ser.inference import BUNDLED_MODEL, ModelInfo, metadata_json, normalisation_text, read_model_info
 
 
 def _pct(x: float) -> str:
@@ -22,7 +22,11 @@ def _ms(d: dict) -> str:
 
 
 def render(model_path: Path, export_report: dict | None) -> str:
-    info = read_model_info(model_path)
+    return render_info(read_model_info(model_path), export_report)
+
+
+def render_info(info: ModelInfo, export_report: dict | None) -> str:
+    """The card's Markdown from a model's metadata (an exported ONNX file or a run folder)."""
     ev = metadata_json(info, "evaluation") or {}
     data = metadata_json(info, "training_data") or {}
     val = metadata_json(info, "validation_metrics") or {}
@@ -94,6 +98,13 @@ def render(model_path: Path, export_report: dict | None) -> str:
         "",
     ]
     cv = ev.get("speaker_cv")
+    if not cv:
+        lines += [
+            "## Accuracy on speakers never seen in training",
+            "Not measured for this model: run `python -m training.evaluate` (k folds by speaker) "
+            "for the estimate to quote. The validation figures below are optimistic.",
+            "",
+        ]
     if cv:
         s = cv["summary"]
         lines += [
@@ -158,8 +169,8 @@ def render(model_path: Path, export_report: dict | None) -> str:
             f"temperature scaling; epochs kept: {', '.join(map(str, epochs))}. "
             + ("These speakers chose the epochs and the temperature, so this figure is optimistic. "
                if picked else "These speakers fitted the temperature only. ")
-            + "The cross-validation above is the estimate to quote. "
-            f"Training took {val['train_seconds']:.0f} s on this 2-core machine with "
+            + ("The cross-validation above is the estimate to quote. " if cv else "")
+            + f"Training took {val['train_seconds']:.0f} s on this 2-core machine with "
             f"{val.get('tf_threads') or 2} TensorFlow thread(s).",
             "",
         ]

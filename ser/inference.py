@@ -44,10 +44,11 @@ class ModelInfo:
 def read_model_info(model_path: str | Path) -> ModelInfo:
     """Metadata of an exported model, without building an inference session."""
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    return _info_from_metadata(session.get_modelmeta().custom_metadata_map, model_path)
+    return info_from_metadata(session.get_modelmeta().custom_metadata_map, model_path)
 
 
-def _info_from_metadata(meta: dict[str, str], source: Any) -> ModelInfo:
+def info_from_metadata(meta: dict[str, str], source: Any) -> ModelInfo:
+    """ModelInfo from an exported model's metadata map (or one built the same way)."""
     try:
         config = FeatureConfig.from_json(meta["feature_config"])
         return ModelInfo(meta["model_name"], meta["model_version"], config.labels, config, meta)
@@ -72,7 +73,7 @@ class EmotionModel:
             str(model_path), options, providers=providers or available_providers()
         )
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.info = _info_from_metadata(meta, model_path)
+        self.info = info_from_metadata(meta, model_path)
         if self.info.feature_config != FEATURE_CONFIG:
             raise RuntimeError(
                 f"{model_path} was trained with features {self.info.feature_config.to_json()}, "

@@ -32,8 +32,12 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
     overrides = ["--set", "epochs=2", "--set", "augment_copies=1", "--set", "patience=5", "--set", "ensemble=2"]
     run = tmp_path / "run"
     train.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--out", str(run), *overrides])
-    for name in ("model.keras", "config.json", "metrics.json", "data.json", "training_curves.png"):
+    for name in ("model.keras", "config.json", "metrics.json", "data.json", "training_curves.png",
+                 "normalisation.json", "classification_report.json", "confusion_matrix.png", "MODEL_CARD.md"):
         assert (run / name).exists(), name
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "Not measured for this model" in card and "CC BY-NC-SA 4.0" in card
+    assert len(json.loads((run / "normalisation.json").read_text())["mean"]) == 40
     metrics = json.loads((run / "metrics.json").read_text())
     data = json.loads((run / "data.json").read_text())
     assert not set(data["train"]["speakers"]) & set(data["val"]["speakers"])

@@ -99,3 +99,18 @@ def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wa
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     plot_curves(result.history, out / "training_curves.png")
+    (out / "normalisation.json").write_text(json.dumps(result.normalisation, indent=2))
+    scope = "validation speakers, each scored by a member that never trained on it"
+    (out / "classification_report.json").write_text(json.dumps({"scope": scope, **result.val_report}, indent=2))
+    plot_confusion(result.val_confusion, out / "confusion_matrix.png", f"{scope.split(',')[0]} (optimistic)")
+    write_run_card(out, result.inference_model)
+
+
+def write_run_card(out: Path, model) -> None:
+    """MODEL_CARD.md for the run, rendered as export renders the shipped model's card."""
+    from export.export_onnx import build_metadata
+    from export.model_card import render_info
+    from ser.inference import info_from_metadata
+
+    meta = build_metadata(out, model, None, version=f"run {out.name}")
+    (out / "MODEL_CARD.md").write_text(render_info(info_from_metadata(meta, out), None))

@@ -2,11 +2,13 @@
 
     python -m training.train --corpus ravdess=PATH [--corpus emodb=PATH] --out runs/default
 
-Validation speakers (early stopping, temperature scaling) are one speaker fold
-(`--val-fold`, `--folds`); every other speaker trains. The honest accuracy estimate
+Validation speakers (early stopping, temperature scaling): `--val-speakers` of one speaker
+fold (`--val-fold`, `--folds`) for the first ensemble member; with rotate_validation each
+other member validates on as many other speakers. Each member trains on all the rest. The honest accuracy estimate
 comes from `python -m training.evaluate`, which holds out test speakers as well.
-Writes: model.keras (calibrated inference model), config.json, metrics.json,
-classification_report.json, confusion_matrix.png, training_curves.png, data.json.
+Writes: model.keras (calibrated inference model, normalisation inside), config.json,
+data.json, metrics.json, normalisation.json, classification_report.json and
+confusion_matrix.png (validation speakers), training_curves.png, MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -131,6 +133,9 @@ class FitResult:
     history: list[dict]
     val: dict  # calibrated clip-level metrics on validation speakers
     val_uncalibrated: dict
+    val_report: dict | None = None  # per class, validation speakers
+    val_confusion: list | None = None
+    normalisation: dict | None = None
     test: dict | None = None
     test_uncalibrated: dict | None = None
     test_report: dict | None = None
@@ -207,13 +212,22 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     val_logits = np.concatenate(val_logits)
     temperature = metrics.fit_temperature(val_logits, val.y)
     y_val = _clip_labels(val)
+    val_probs = metrics.clip_probabilities(val_logits, val.clip, temperature)[1]
+    val_report, val_confusion = metrics.report(y_val, val_probs)
     result = FitResult(
         inference_model=build_inference_model(model, temperature),
         temperature=temperature,
         best_epoch=monitors[0].best_epoch,
         history=monitors[0].history,  # the first member's; every member's is in extra
-        val=metrics.summary(y_val, metrics.clip_probabilities(val_logits, val.clip, temperature)[1]),
+        val=metrics.summary(y_val, val_probs),
         val_uncalibrated=metrics.summary(y_val, metrics.clip_probabilities(val_logits, val.clip)[1]),
+        val_report=val_report,
+        val_confusion=val_confusion.tolist(),
+        normalisation={
+            "per_clip_mean_subtraction": cfg.utterance_cmn, "per_clip_mean_coefficients": cfg.cmn_coefficients,
+            "per_clip_variance_scaling": cfg.utterance_cvn, "mean": mean.tolist(), "variance": var.tolist(),
+            "fitted_on": f"{len(common)} clean training clips that every member trains on",
+        },  # fmt: skip
     )
     result.extra["member_val_speakers"] = [sorted({store.clips[i].speaker for i in v}) for _, v in plans]
     if len(monitors) > 1:
