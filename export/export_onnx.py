@@ -125,7 +125,7 @@ def architecture(classifier: keras.Model) -> dict:
         for layer in model.layers:
             if isinstance(layer, keras.Model):
                 walk(layer, f"{prefix}{layer.name}/")
-            elif layer.count_params() or layer.name.startswith(("cmn", "standardise")):
+            elif layer.count_params() or layer.name in ("cmn", "standardise"):
                 rows.append({"layer": prefix + layer.name, "type": type(layer).__name__,
                              "output": str(layer.output.shape), "params": layer.count_params()})  # fmt: skip
 
