@@ -105,7 +105,7 @@ def render_info(info: ModelInfo, export_report: dict | None) -> str:
             "for the estimate to quote. The validation figures below are optimistic.",
             "",
         ]
-    if cv:
+    else:
         s = cv["summary"]
         lines += [
             "## Accuracy on speakers never seen in training",

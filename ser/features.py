@@ -61,7 +61,6 @@ class MelBlock:
 
 @dataclass(frozen=True)
 class Filterbank:
-    mel: np.ndarray  # (n_fft//2 + 1, n_mels) float32, for right-multiplication
     dct: np.ndarray  # (n_mels, n_mfcc) float32, orthonormal DCT-II
     window: np.ndarray  # (n_fft,) float32, periodic Hann
     blocks: tuple[MelBlock, ...]
@@ -81,7 +80,7 @@ def filterbank() -> Filterbank:
         dct_t = np.ascontiguousarray(data["dct"].T, dtype=np.float32)
     n = np.arange(N_FFT, dtype=np.float64)
     window = (0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)).astype(np.float32)
-    return Filterbank(mel_t, dct_t, window, _mel_blocks(mel_t, MEL_BLOCKS))
+    return Filterbank(dct_t, window, _mel_blocks(mel_t, MEL_BLOCKS))
 
 
 def _mel_blocks(mel_t: np.ndarray, n_blocks: int) -> tuple[MelBlock, ...]:

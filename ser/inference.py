@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from ser.audio import DEFAULT_MAX_SECONDS, Source, load_audio
 from ser.config import FEATURE_CONFIG, N_FRAMES, N_MFCC, SAMPLE_RATE, FeatureConfig
-from ser.features import clip_features
+from ser.features import clip_features, filterbank
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO_ROOT / "model_store" / "ser_cnn_bilstm.onnx"
@@ -79,6 +79,7 @@ class EmotionModel:
                 f"{model_path} was trained with features {self.info.feature_config.to_json()}, "
                 f"but this code computes {FEATURE_CONFIG.to_json()}"
             )
+        filterbank()  # load and check the feature matrices now, not on the first request
         self.input_name = self.session.get_inputs()[0].name
         self.labels = self.info.labels
 

@@ -112,13 +112,12 @@ def cross_corpus_of_run(run: Path, other, test_corpora: list[str]) -> dict:
     from ser.audio import load_audio
     from ser.features import clip_features
 
-    trained_on = set(json.loads((run / "data.json").read_text())["corpora"])
-    overlap = trained_on & {c.corpus for c in other}
+    data = json.loads((run / "data.json").read_text())
+    overlap = set(data["corpora"]) & {c.corpus for c in other}
     if overlap:
         raise SystemExit(f"{run} was trained on {sorted(overlap)}: not a cross-corpus test")
     model = keras.models.load_model(run / "model.keras")
-    trained_labels = set(json.loads((run / "data.json").read_text())["train"]["labels"])
-    clips = [c for c in other if c.label in trained_labels]
+    clips = [c for c in other if c.label in data["train"]["labels"]]
     probs = []
     for clip in clips:
         windows = clip_features(load_audio(clip.path))[0]

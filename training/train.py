@@ -4,8 +4,9 @@
 
 Validation speakers (early stopping, temperature scaling): `--val-speakers` of one speaker
 fold (`--val-fold`, `--folds`) for the first ensemble member; with rotate_validation each
-other member validates on as many other speakers. Each member trains on all the rest. The honest accuracy estimate
-comes from `python -m training.evaluate`, which holds out test speakers as well.
+other member validates on as many other speakers. Each member trains on all the rest.
+The honest accuracy estimate comes from `python -m training.evaluate`, which holds out
+test speakers as well.
 Writes: model.keras (calibrated inference model, normalisation inside), config.json,
 data.json, metrics.json, normalisation.json, classification_report.json and
 confusion_matrix.png (validation speakers), training_curves.png, MODEL_CARD.md.
