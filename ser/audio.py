@@ -83,6 +83,23 @@ BLOCK_FRAMES = 65_536  # frames decoded at a time: bounds memory for 32-channel,
 ONE_SHOT_SAMPLES = 4_000_000  # frames x channels (16 MB float32) decoded in one read
 
 
+def _read_blocks(f: sf.SoundFile, block_frames: int):
+    """Blocks of the frames actually decoded, until the decoder returns none.
+
+    Not `SoundFile.blocks()`: it counts down the header's frame count and yields its whole
+    reused buffer each time, so a header that overstates the length (an MP3 Xing frame
+    count, an Ogg granule position) yielded stale samples, some from an earlier decode.
+    `read` returns only what was decoded.
+    """
+    while True:
+        block = f.read(frames=block_frames, dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            return
+        yield block
+        if block.shape[0] < block_frames:
+            return
+
+
 def load_audio(
     source: Source,
     sample_rate: int = SAMPLE_RATE,
@@ -114,9 +131,7 @@ def load_audio(
         if rate != sample_rate and not one_shot:
             stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
         try:
-            blocks = [f.read(frames=f.frames, dtype="float32", always_2d=True)] if one_shot else \
-                f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True)  # fmt: skip
-            for block in blocks:
+            for block in _read_blocks(f, f.frames if one_shot else BLOCK_FRAMES):
                 frames += block.shape[0]
                 if frames > limit:
                     raise AudioError("too_long", f"the clip is longer than the limit of {max_seconds:g} s", 413)

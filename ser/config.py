@@ -57,7 +57,7 @@ class FeatureConfig:
     window: str = "hann"
     center: bool = True
     pad_mode: str = "constant"
-    short_clip: str = "zero-pad at the end to 4 s"
+    short_clip: str = "tile (loop) to 4 s"
     labels: tuple[str, ...] = LABELS
 
     def to_json(self) -> str:

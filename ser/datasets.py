@@ -16,21 +16,30 @@ rules, mapped into the model's 8 classes:
 |         |                             | sa sad, su surprised                                     |
 | EmoDB   | 03a01Fa                     | W angry, E disgust, A fearful, F happy, N neutral,       |
 |         |                             | T sad; L (boredom) has no class and is left out          |
+| nEMO    | samples/EB0_anger_1         | anger angry, fear fearful, happiness happy, neutral,     |
+|         |                             | sadness sad, surprised (no calm, no disgust)             |
+| ASED    | 05Angry/a5-03-01-02-50      | n neutral, f fearful, h happy, s sad, a angry; the       |
+|         |                             | speaker is the (gender, number) pair                     |
+
+nEMO's gender comes from its `data.tsv` when present (matched on the file stem: the
+distributed list says `.wav` where a re-encoded copy may hold `.ogg`).
 
 Names that don't parse are counted and reported, never guessed.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from ser.config import LABELS
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3"}
 
 
 @dataclass(frozen=True)
@@ -159,12 +168,59 @@ def parse_emodb(path: Path) -> Clip | str | None:
     return Clip(path, _EMODB_EMOTIONS[m[3]], f"emodb:{m[1]}", "emodb", gender)
 
 
+_NEMO = re.compile(r"^([A-Z]{2}\d)_(anger|fear|happiness|neutral|sadness|surprised)_(\d+)$")
+_NEMO_EMOTIONS = {
+    "anger": "angry", "fear": "fearful", "happiness": "happy",
+    "neutral": "neutral", "sadness": "sad", "surprised": "surprised",
+}  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def _nemo_genders(root: Path) -> dict[str, str]:
+    """speaker -> gender from nEMO's data.tsv (speaker_id has leading spaces there)."""
+    table = root / "data.tsv"
+    if not table.is_file():
+        return {}
+    genders = {}
+    with table.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            speaker, gender = (row.get("speaker_id") or "").strip(), (row.get("gender") or "").strip()
+            if speaker and gender in ("female", "male"):
+                genders[speaker] = gender
+    return genders
+
+
+def parse_nemo(path: Path) -> Clip | None:
+    m = _NEMO.match(path.stem)
+    if not m:
+        return None
+    root = path.parent.parent if path.parent.name == "samples" else path.parent
+    gender = _nemo_genders(root).get(m[1], "unknown")
+    return Clip(path, _NEMO_EMOTIONS[m[2]], f"nemo:{m[1]}", "nemo", gender)
+
+
+_ASED = re.compile(r"^([nfhsa])([1-5])-(\d\d)-(\d\d)-(0[12])-(\d\d)$")
+_ASED_EMOTIONS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+_ASED_FOLDERS = {"n": "1", "f": "2", "h": "3", "s": "4", "a": "5"}
+
+
+def parse_ased(path: Path) -> Clip | None:
+    m = _ASED.match(path.stem[:1].lower() + path.stem[1:])  # one file's letter is upper-case
+    if not m or _ASED_FOLDERS[m[1]] != m[2]:
+        return None
+    gender = "female" if m[5] == "01" else "male"
+    # speaker numbers repeat across genders: the pair is the speaker
+    return Clip(path, _ASED_EMOTIONS[m[1]], f"ased:{m[5]}-{m[6]}", "ased", gender)
+
+
 PARSERS: dict[str, Parser] = {
     "ravdess": parse_ravdess,
     "cremad": parse_cremad,
     "tess": parse_tess,
     "savee": parse_savee,
     "emodb": parse_emodb,
+    "nemo": parse_nemo,
+    "ased": parse_ased,
 }
 
 

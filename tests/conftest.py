@@ -23,6 +23,11 @@ def need(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
 def ravdess_root() -> Path:
     return need(RAVDESS)
 

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from ser.config import LABELS
 from ser.datasets import parse_corpus_arg, scan_corpora, scan_corpus
+from tests.conftest import need
 
 
 def touch_wavs(root: Path, names: list[str]) -> None:
@@ -101,3 +102,49 @@ def test_real_emodb(emodb_root):
     scan = scan_corpus("emodb", emodb_root)
     assert len(scan.clips) + sum(scan.excluded.values()) == 243 and not scan.unparsed
     assert {c.label for c in scan.clips} == {"angry", "disgust", "fearful", "happy", "neutral", "sad"}
+
+
+def _opus(root: Path, names: list[str]) -> None:
+    """Ogg Opus fixtures, as the shared nEMO and ASED copies are encoded."""
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.zeros(1600, dtype=np.float32), 16_000, format="OGG", subtype="OPUS")
+
+
+def test_nemo_layout(tmp_path):
+    _opus(tmp_path, ["samples/EB0_anger_1.ogg", "samples/WR0_surprised_64.ogg", "samples/KD0_sadness_3.ogg",
+                     "samples/KD0_boredom_3.ogg", "samples/notes.ogg"])  # fmt: skip
+    (tmp_path / "data.tsv").write_text(
+        "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"
+        "WR0_surprised_64.wav\tsurprised\tA.\ta\t        WR0\tmale\t23\n"
+        "EB0_anger_1.wav\tanger\tB.\tb\t        EB0\tfemale\t27\n", encoding="utf-8")  # fmt: skip
+    scan = scan_corpus("nemo", tmp_path)
+    assert sorted((c.label, c.speaker, c.gender) for c in scan.clips) == [
+        ("angry", "nemo:EB0", "female"), ("sad", "nemo:KD0", "unknown"), ("surprised", "nemo:WR0", "male")]  # fmt: skip
+    assert sorted(p.name for p in scan.unparsed) == ["KD0_boredom_3.ogg", "notes.ogg"]
+
+
+def test_ased_layout(tmp_path):
+    _opus(tmp_path, ["05Angry/a5-03-01-02-50.ogg", "01Neutral/n1-01-01-01-50.ogg", "04Sad/S4-04-02-01-29.ogg",
+                     "02Fearful/f3-01-01-01-01.ogg", "03Happy/h3-01-01-03-01.ogg"])  # fmt: skip
+    scan = scan_corpus("ased", tmp_path)
+    # number 50 under both genders is two speakers; the upper-case S is the corpus's own quirk
+    assert sorted((c.label, c.speaker, c.gender) for c in scan.clips) == [
+        ("angry", "ased:02-50", "male"), ("neutral", "ased:01-50", "female"), ("sad", "ased:01-29", "female")]  # fmt: skip
+    assert len(scan.unparsed) == 2  # folder number disagrees with the letter; gender 03
+
+
+def test_real_nemo(data_dir):
+    scan = scan_corpus("nemo", need(data_dir / "nemo"))
+    assert len(scan.clips) == 4481 and not scan.unparsed and len({c.speaker for c in scan.clips}) == 9
+    assert {c.label for c in scan.clips} == {"angry", "fearful", "happy", "neutral", "sad", "surprised"}
+    assert {c.gender for c in scan.clips} == {"female", "male"}
+
+
+def test_real_ased(data_dir):
+    scan = scan_corpus("ased", need(data_dir / "ased"))
+    assert len(scan.clips) == 2474 and not scan.unparsed
+    assert Counter(c.label for c in scan.clips) == Counter(
+        {"neutral": 522, "fearful": 510, "happy": 486, "angry": 486, "sad": 470})
+    assert len({c.speaker for c in scan.clips}) == 70  # 65 people; some numbers under both genders

@@ -8,7 +8,7 @@ import pytest
 from loadtests.benchmark import median_ms
 from ser.audio import load_audio
 from ser.config import N_FFT, N_FRAMES, N_MELS, N_MFCC, N_SAMPLES, SAMPLE_RATE
-from ser.features import clip_features, mfcc, split_windows, window_starts
+from ser.features import clip_features, fit_window, mfcc, split_windows, window_starts
 from ser.inference import BUNDLED_MODEL, metadata_json, read_model_info
 from tests.audio_factory import resampled
 
@@ -77,9 +77,15 @@ def test_window_layout():
     assert starts == [0, 2 * SAMPLE_RATE, 4 * SAMPLE_RATE, 6 * SAMPLE_RATE]
     starts = window_starts(int(9 * SAMPLE_RATE))
     assert starts[-1] + N_SAMPLES == int(9 * SAMPLE_RATE)
-    windows, spans = split_windows(np.ones(SAMPLE_RATE, dtype=np.float32))
-    assert windows.shape == (1, N_SAMPLES) and windows[0, SAMPLE_RATE:].max() == 0
-    assert spans == [(0.0, 1.0)]
+    ramp = np.linspace(-1, 1, SAMPLE_RATE, dtype=np.float32)
+    windows, spans = split_windows(ramp)
+    # a 1 s clip is tiled, not zero-padded: no digital silence for the normalisation to average
+    assert windows.shape == (1, N_SAMPLES) and spans == [(0.0, 1.0)]
+    np.testing.assert_array_equal(windows[0, :SAMPLE_RATE], ramp)
+    np.testing.assert_array_equal(windows[0, 3 * SAMPLE_RATE : 4 * SAMPLE_RATE], ramp)
+    np.testing.assert_array_equal(fit_window(np.arange(N_SAMPLES + 5, dtype=np.float32))[-1], N_SAMPLES - 1)
+    with pytest.raises(ValueError):
+        fit_window(np.zeros(0, np.float32))
 
 
 def test_speed_is_printed(speech_clip):

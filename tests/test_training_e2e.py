@@ -24,12 +24,18 @@ def tiny_corpus(ravdess_root, tmp_path_factory):
     return root
 
 
+@pytest.fixture(autouse=True)
+def feature_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SER_DATA_WORKERS", "1")
+
+
 def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
     pytest.importorskip("tensorflow")
     from training import evaluate, train
 
     # two members with rotated validation speakers: the ensemble path, end to end
-    overrides = ["--set", "epochs=2", "--set", "augment_copies=1", "--set", "patience=5", "--set", "ensemble=2"]
+    overrides = ["--set", "epochs=2", "--set", "train_copies=1", "--set", "patience=5", "--set", "ensemble=2"]
     run = tmp_path / "run"
     train.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--out", str(run), *overrides])
     for name in ("model.keras", "config.json", "metrics.json", "data.json", "training_curves.png",
@@ -57,6 +63,19 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
     assert len(fold["member_history"]) == 2
     assert 0 <= result["speaker_cv"]["summary"]["unweighted_accuracy"]["mean"] <= 1
     assert (ev / "confusion_matrix.png").exists()
+    # every degradation and clip length scored on the test speakers, calibration per corpus
+    views = result["speaker_cv"]["by_view"]
+    assert set(views) == {"clean", "cond:reverb", "cond:noise", "cond:phone", "cond:mp3", "cond:opus",
+                          "len:1.0", "len:2.0", "len:4.0", "len:10.0"}  # fmt: skip
+    assert set(views["clean"]) == {"all", "ravdess"} and "ece_uncalibrated" in views["clean"]["ravdess"]
+    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("ravdess-train-*.npz"))
+
+    loco = tmp_path / "loco"
+    evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--corpus", f"emodb={emodb_root}", "--folds", "4",
+                   "--run-folds", "", "--leave-out", "emodb", "--out", str(loco), *overrides[:6]])  # fmt: skip
+    part = json.loads((loco / "evaluation.json").read_text())["leave_one_corpus_out"]["emodb"]
+    assert part["views"]["clean"]["emodb"]["n"] == 208 and "ravdess" not in part["views"]["clean"]
+    assert part["classes"] == ["angry", "disgust", "fearful", "happy", "neutral", "sad"]
 
     cc = tmp_path / "cross"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--run-folds", "", "--cross-corpus",
@@ -91,7 +110,7 @@ def test_tuning_reports_every_trial(tiny_corpus, tmp_path):
     from training import tune
 
     tune.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--out", str(tmp_path),
-               "--grid", "dropout=0.2,0.4", "--set", "epochs=1", "--set", "augment_copies=0"])  # fmt: skip
+               "--grid", "dropout=0.2,0.4", "--set", "epochs=1", "--set", "train_copies=1"])  # fmt: skip
     result = json.loads((tmp_path / "tuning.json").read_text())
     assert [t["overrides"]["dropout"] for t in sorted(result["trials"], key=lambda t: t["trial"])] == ["0.2", "0.4"]
     assert all(0 <= t["val_ua"] <= 1 for t in result["trials"])

@@ -1,28 +1,55 @@
-"""Features for training: clean windows for every clip, augmented ones for training clips.
+"""Features for training and evaluation, computed once per clip and cached on disk.
 
-Augmentation runs on the waveform of a clip only when that clip is in a training split
-(`FeatureStore.training_set`), so validation and test speakers are never augmented, and
-the clean features come from exactly the serving code (`ser.audio`, `ser.features`).
+Views of a clip, each a stack of (173, 40) MFCC windows made by the serving code
+(`ser.audio.load_audio`, `ser.features`):
+- `clean`: the whole clip, windowed as the server windows it (validation, test).
+- `train`: `train_copies` crops of the clip, each of a random length from 0.5 s to 4 s
+  (or the whole clip), most of them through a random device/room chain
+  (`training.augment`), each fitted into one window by `ser.features.fit_window`, the
+  function the server uses for short clips. Only training clips' copies are ever read by
+  a training run: a fold's test and validation speakers are never augmented into it.
+- `cond:<name>`: the whole clip through an evaluation degradation (`training.degrade`).
+- `len:<seconds>`: a crop of that length around the speech (`training.degrade.length_crop`).
+
+A clip's views depend only on the clip and the recipe, never on the split, so one cache
+serves every fold and the final model. The cache lives in `SER_CACHE_DIR` (default
+`runs/cache`), one file per corpus and view, keyed by the file list and the recipe.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import zlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
-import soxr
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ser.audio import load_audio
-from ser.config import LABELS, SAMPLE_RATE
+from ser.config import FEATURE_CONFIG, LABELS, SAMPLE_RATE
 from ser.datasets import Clip
-from ser.features import clip_features
-from training.config import TrainConfig
+from ser.features import clip_features, fit_window, mfcc
+from training.augment import AugmentConfig, augment
+from training.degrade import DEGRADE, length_crop, speech_bounds
 
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
+DEFAULT_AUGMENT = AugmentConfig()
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """How training windows are cut from clips: lengths as users send them."""
+
+    p_whole: float = 0.35  # the clip as recorded (a random 4 s of it when longer)
+    min_seconds: float = 0.5  # the shortest upload the server accepts
+    max_seconds: float = 4.0
+    margin_seconds: float = 0.3  # crops start and end within this of the speech
+    p_augment: float = 0.85  # the rest are clean crops
 
 
 @dataclass
@@ -34,86 +61,172 @@ class WindowSet:
     clip: np.ndarray  # (n,) int index into the clip list
 
 
-def augment_waveform(samples: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
-    """Speed perturbation, gain, additive noise and a random start offset."""
-    speed = rng.uniform(1 - cfg.speed_range, 1 + cfg.speed_range)
-    # resampling to rate/speed and playing at `rate` changes speed and pitch together
-    out = soxr.resample(samples, SAMPLE_RATE, int(SAMPLE_RATE / speed), quality="QQ")
-    out = out * np.float32(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))
-    snr_db = rng.uniform(*cfg.noise_snr_db)
-    power = float(np.mean(out**2)) + 1e-12
-    out = out + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), out.shape)
-    shift = int(rng.uniform(-cfg.shift_seconds, cfg.shift_seconds) * SAMPLE_RATE)
-    out = np.concatenate([np.zeros(shift, out.dtype), out]) if shift > 0 else out[-shift:]
-    return np.clip(out, -1, 1).astype(np.float32)
+def training_crop(x: np.ndarray, rng: np.random.Generator, cfg: CropConfig) -> np.ndarray:
+    """A random stretch of a clip, as a user might have recorded it."""
+    n = x.shape[0]
+    window = int(cfg.max_seconds * SAMPLE_RATE)
+    if rng.random() < cfg.p_whole:
+        if n <= window:
+            return x
+        start = int(rng.integers(0, n - window + 1))
+        return x[start : start + window]
+    lo, hi = speech_bounds(x)
+    margin = int(cfg.margin_seconds * SAMPLE_RATE)
+    lo, hi = max(0, lo - margin), min(n, hi + margin)
+    length = int(rng.uniform(cfg.min_seconds, cfg.max_seconds) * SAMPLE_RATE)
+    length = max(int(cfg.min_seconds * SAMPLE_RATE), min(length, hi - lo))
+    length = min(length, n)
+    start = int(rng.integers(lo, max(lo, hi - length) + 1)) if hi - length >= lo else max(0, min(lo, n - length))
+    return x[start : start + length]
 
 
-def spec_augment(batch: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
+def _clip_seed(path: Path, view: str, seed: int) -> list[int]:
+    return [seed, zlib.crc32(path.name.encode()), zlib.crc32(view.encode())]
+
+
+def _compute_view(args: tuple) -> np.ndarray:
+    """One clip's windows for one view (runs in a worker process)."""
+    path, view, seed, copies, crop_cfg, aug_cfg = args
+    samples = load_audio(path)
+    rng = np.random.default_rng(_clip_seed(Path(path), view, seed))
+    if view == "clean":
+        feats = clip_features(samples)[0]
+    elif view == "train":
+        windows = []
+        for _ in range(copies):
+            x = training_crop(samples, rng, crop_cfg)
+            if rng.random() < crop_cfg.p_augment:
+                x = augment(x, rng, aug_cfg)
+            windows.append(fit_window(x))
+        feats = mfcc(np.stack(windows))
+    elif view.startswith("cond:"):
+        feats = clip_features(DEGRADE[view[5:]](samples, rng))[0]
+    elif view.startswith("len:"):
+        feats = clip_features(length_crop(samples, float(view[4:]), rng))[0]
+    else:
+        raise ValueError(f"unknown view {view!r}")
+    return feats.astype(np.float16)  # 0.05 % relative precision: far below augmentation noise
+
+
+class FeatureStore:
+    """Views of every clip, computed in worker processes and cached per corpus on disk."""
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        seed: int = 1337,
+        train_copies: int = 6,
+        crop: CropConfig = CropConfig(),
+        aug: AugmentConfig = DEFAULT_AUGMENT,
+        cache_dir: Path | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.clips = list(clips)
+        self.seed, self.train_copies, self.crop, self.aug = seed, train_copies, crop, aug
+        self.cache_dir = cache_dir or Path(os.environ.get("SER_CACHE_DIR", "runs/cache"))
+        self.workers = workers or int(os.environ.get("SER_DATA_WORKERS", os.cpu_count() or 2))
+        self._views: dict[str, list[np.ndarray]] = {}
+
+    def recipe(self, view: str) -> dict:
+        recipe = {"view": view, "seed": self.seed, "features": FEATURE_CONFIG.to_json(), "version": 1}
+        if view == "train":
+            recipe |= {"copies": self.train_copies, "crop": asdict(self.crop), "augment": asdict(self.aug)}
+        return recipe
+
+    def view(self, name: str) -> list[np.ndarray]:
+        """Every clip's windows for one view, float16, in clip order."""
+        if name not in self._views:
+            out: list[np.ndarray | None] = [None] * len(self.clips)
+            by_corpus: dict[str, list[int]] = {}
+            for i, c in enumerate(self.clips):
+                by_corpus.setdefault(c.corpus, []).append(i)
+            for corpus, idx in sorted(by_corpus.items()):
+                for i, feats in zip(idx, self._corpus_view(corpus, idx, name), strict=True):
+                    out[i] = feats
+            self._views[name] = out  # type: ignore[assignment]
+        return self._views[name]
+
+    def _corpus_view(self, corpus: str, idx: list[int], name: str) -> list[np.ndarray]:
+        paths = [self.clips[i].path for i in idx]
+        key = hashlib.sha1(json.dumps(
+            [self.recipe(name), [(str(p), p.stat().st_size) for p in paths]]).encode()).hexdigest()[:16]  # fmt: skip
+        file = self.cache_dir / f"{corpus}-{name.replace(':', '_')}-{key}.npz" if self.cache_dir else None
+        if file and file.exists():
+            with np.load(file) as data:
+                flat, offsets = data["x"], data["offsets"]
+            return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        jobs = [(str(p), name, self.seed, self.train_copies, self.crop, self.aug) for p in paths]
+        with ProcessPoolExecutor(self.workers) as pool:
+            feats = list(tqdm(pool.map(_compute_view, jobs, chunksize=8), total=len(jobs), desc=f"{corpus} {name}"))
+        if file:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            offsets = np.cumsum([0] + [f.shape[0] for f in feats])
+            tmp = file.with_suffix(".tmp.npz")
+            np.savez(tmp, x=np.concatenate(feats), offsets=offsets)
+            tmp.replace(file)
+        return feats
+
+    def window_set(self, indices: Sequence[int], view: str = "clean") -> WindowSet:
+        feats = self.view(view)
+        x = np.concatenate([feats[i] for i in indices]).astype(np.float32)
+        y = np.concatenate([np.full(len(feats[i]), LABEL_INDEX[self.clips[i].label]) for i in indices])
+        clip = np.concatenate([np.full(len(feats[i]), i) for i in indices])
+        return WindowSet(x, y, clip)
+
+    def clean_set(self, indices: Sequence[int]) -> WindowSet:
+        return self.window_set(indices, "clean")
+
+    def copies(self, indices: Sequence[int]) -> np.ndarray:
+        """(len(indices), train_copies, N_FRAMES, N_MFCC) float16 training windows."""
+        feats = self.view("train")
+        return np.stack([feats[i] for i in indices])
+
+
+def store_for(clips: Sequence[Clip], cfg) -> FeatureStore:
+    """The feature store a TrainConfig asks for (crop lengths, augmentation share, copies)."""
+    crop = CropConfig(p_whole=cfg.p_whole_clip, p_augment=cfg.p_augment)
+    return FeatureStore(clips, cfg.seed, cfg.train_copies, crop)
+
+
+def spec_augment(batch: np.ndarray, rng: np.random.Generator, time_masks: int, time_width: int,
+                 freq_masks: int, freq_width: int) -> np.ndarray:  # fmt: skip
     """SpecAugment-style time and coefficient masks, filled with each window's mean."""
     out = batch.copy()
     n, frames, coeffs = out.shape
     fill = out.mean(axis=(1, 2))
     for i in range(n):
-        for _ in range(cfg.spec_time_masks):
-            w = rng.integers(0, cfg.spec_time_width + 1)
+        for _ in range(time_masks):
+            w = rng.integers(0, time_width + 1)
             t = rng.integers(0, frames - w + 1)
             out[i, t : t + w, :] = fill[i]
-        for _ in range(cfg.spec_freq_masks):
-            w = rng.integers(0, cfg.spec_freq_width + 1)
+        for _ in range(freq_masks):
+            w = rng.integers(0, freq_width + 1)
             f = rng.integers(1, coeffs - w + 1)  # keep MFCC-0 (energy) unmasked
             out[i, :, f : f + w] = fill[i]
     return out
 
 
-class FeatureStore:
-    """Caches clean and augmented features per clip across folds of one process."""
+def main(argv: list[str] | None = None) -> None:
+    """Fill the cache ahead of training: `python -m training.data --corpus NAME=PATH ...`."""
+    import argparse
 
-    def __init__(self, clips: Sequence[Clip], cfg: TrainConfig, workers: int = 2) -> None:
-        # One BLAS thread per extraction thread: OpenBLAS threads spin-wait, and nested
-        # pools on 2 cores made extraction 20x slower when two runs shared the machine.
-        threadpool_limits(1, user_api="blas")
-        self.clips = list(clips)
-        self.cfg = cfg
-        self.workers = workers
-        self._clean: dict[int, np.ndarray] = {}
-        self._augmented: dict[int, list[np.ndarray]] = {}
+    from ser.datasets import parse_corpus_arg, scan_corpora
+    from training.degrade import CONDITIONS, LENGTHS_S
 
-    def _load(self, i: int) -> np.ndarray:
-        return load_audio(self.clips[i].path)
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--corpus", action="append", required=True, help="NAME=PATH, repeatable")
+    p.add_argument("--views", default="clean,train", help="comma-separated; 'all' adds every degradation and length")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--train-copies", type=int, default=6)
+    args = p.parse_args(argv)
+    views = args.views.split(",")
+    if views == ["all"]:
+        views = ["clean", "train"] + [f"cond:{c}" for c in CONDITIONS[1:]] + [f"len:{s}" for s in LENGTHS_S]
+    store = FeatureStore(scan_corpora(parse_corpus_arg(a) for a in args.corpus).clips, args.seed, args.train_copies)
+    for view in views:
+        store.view(view)
+        print(f"{view}: {sum(f.shape[0] for f in store.view(view))} windows cached in {store.cache_dir}")
 
-    def _extract_clean(self, i: int) -> np.ndarray:
-        return clip_features(self._load(i))[0]
 
-    def _extract_augmented(self, i: int) -> list[np.ndarray]:
-        samples = self._load(i)
-        rng = np.random.default_rng([self.cfg.seed, i])  # same copies whichever fold asks
-        return [
-            clip_features(augment_waveform(samples, rng, self.cfg))[0]
-            for _ in range(self.cfg.augment_copies)
-        ]
-
-    def _fill(self, cache: dict, indices: Sequence[int], fn, desc: str) -> None:
-        todo = [i for i in indices if i not in cache]
-        if not todo:
-            return
-        with ThreadPoolExecutor(self.workers) as pool:  # numpy, soxr, libsndfile drop the GIL
-            for i, feats in tqdm(zip(todo, pool.map(fn, todo), strict=True), total=len(todo), desc=desc):
-                cache[i] = feats
-
-    def clean_set(self, indices: Sequence[int]) -> WindowSet:
-        self._fill(self._clean, indices, self._extract_clean, "features")
-        return self._stack([(i, self._clean[i]) for i in indices])
-
-    def training_set(self, indices: Sequence[int]) -> WindowSet:
-        """Clean windows plus `augment_copies` augmented versions of each training clip."""
-        self._fill(self._clean, indices, self._extract_clean, "features")
-        self._fill(self._augmented, indices, self._extract_augmented, "augmenting")
-        parts = [(i, self._clean[i]) for i in indices]
-        parts += [(i, copy) for i in indices for copy in self._augmented[i]]
-        return self._stack(parts)
-
-    def _stack(self, parts: list[tuple[int, np.ndarray]]) -> WindowSet:
-        x = np.concatenate([f for _, f in parts])
-        y = np.concatenate([np.full(len(f), LABEL_INDEX[self.clips[i].label]) for i, f in parts])
-        clip = np.concatenate([np.full(len(f), i) for i, f in parts])
-        return WindowSet(x.astype(np.float32), y, clip)
+if __name__ == "__main__":
+    main()

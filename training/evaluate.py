@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ import numpy as np
 from ser.config import LABELS
 from training import metrics
 from training.config import TrainConfig
-from training.data import FeatureStore
+from training.data import FeatureStore, store_for
+from training.degrade import CONDITIONS, LENGTHS_S
 from training.splits import Split, describe, fold_split, pick_validation, random_split, speaker_folds
 from training.train import fit_split, load_clips, set_tf_threads
 
@@ -57,25 +59,77 @@ def per_class_from_confusion(confusion: np.ndarray) -> dict:
     return out
 
 
-def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int | None) -> dict:
+ROBUSTNESS_VIEWS = tuple(f"cond:{c}" for c in CONDITIONS[1:]) + tuple(f"len:{s}" for s in LENGTHS_S)
+
+
+def score_views(r, store: FeatureStore, idx: list[int], views: Sequence[str]) -> dict:
+    """{view: {corpus or "all": metrics}} for the test clips `idx`, calibrated, plus the
+    uncalibrated ECE next to each, clip-level (window probabilities averaged)."""
+    out = {}
+    for view in views:
+        data = store.window_set(idx, view)
+        logits = r.logits_model.predict(data.x, batch_size=256, verbose=0)
+        ids, probs = metrics.clip_probabilities(logits, data.clip, r.temperature)
+        raw = metrics.clip_probabilities(logits, data.clip)[1]
+        y = np.array([LABELS.index(store.clips[i].label) for i in ids])
+        corpus = np.array([store.clips[i].corpus for i in ids])
+        per = {}
+        for name in ["all", *sorted(set(corpus))]:
+            m = corpus == name if name != "all" else np.ones(len(ids), bool)
+            per[name] = metrics.summary(y[m], probs[m]) | {"ece_uncalibrated": metrics.expected_calibration_error(y[m], raw[m])}
+        out[view] = per
+    return out
+
+
+def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int | None,
+             views: Sequence[str] = ROBUSTNESS_VIEWS) -> dict:  # fmt: skip
     split = fold_split(clips, folds, i, n_val)
     print(f"fold {i + 1}/{len(folds)}: test {split.test_speakers}, val {split.val_speakers}")
     print(describe(clips, split))
-    r = fit_split(FeatureStore(clips, cfg), split, cfg, desc=f"fold {i + 1}")
-    print(f"fold {i + 1}: test UA {r.test['unweighted_accuracy']:.3f}, WA {r.test['weighted_accuracy']:.3f}, "
-          f"F1 {r.test['macro_f1']:.3f}, {r.seconds:.0f} s")  # fmt: skip
+    store = store_for(clips, cfg)
+    r = fit_split(store, split, cfg, desc=f"fold {i + 1}")
+    scores = score_views(r, store, split.test, ["clean", *views])
+    line = ", ".join(f"{k} {v['unweighted_accuracy']:.3f}" for k, v in scores["clean"].items())
+    print(f"fold {i + 1}: test UA {line}; {r.seconds:.0f} s")
     return {
         "fold": i, "test_speakers": split.test_speakers, "val_speakers": split.val_speakers,
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
+        "views": scores,
         "history": r.history,  # test_ua per epoch is a record only; weights are chosen without it
         "member_history": r.extra.get("member_history"),
     }  # fmt: skip
 
 
+def leave_corpus_out(clips, cfg: TrainConfig, corpus: str, k: int, n_val: int | None,
+                     views: Sequence[str] = ("cond:noise", "cond:phone", "len:1.0")) -> dict:  # fmt: skip
+    """Train without any clip of `corpus` (validation from the others), test on all of it."""
+    rest = [i for i, c in enumerate(clips) if c.corpus != corpus]
+    held = [i for i, c in enumerate(clips) if c.corpus == corpus]
+    if not rest or not held:
+        raise SystemExit(f"leave-one-corpus-out needs {corpus} and at least one other corpus")
+    others = [clips[i] for i in rest]
+    val = set(pick_validation(others, speaker_folds(others, k, cfg.seed)[0], n_val))
+    split = Split(
+        train=[i for i in rest if clips[i].speaker not in val], val=[i for i in rest if clips[i].speaker in val],
+        test=held, test_speakers=tuple(sorted({clips[i].speaker for i in held})), val_speakers=tuple(sorted(val)),
+    )  # fmt: skip
+    print(f"leave {corpus} out:\n{describe(clips, split)}")
+    store = store_for(clips, cfg)
+    r = fit_split(store, split, cfg, desc=f"without {corpus}")
+    scores = score_views(r, store, held, ["clean", *views])
+    print(f"{corpus} never heard: UA {scores['clean'][corpus]['unweighted_accuracy']:.3f}; {r.seconds:.0f} s")
+    return {
+        "protocol": f"trained on every corpus but {corpus} (validation speakers from those corpora); "
+        f"tested on all of {corpus}, 8-way answers scored on the classes {corpus} has",
+        "corpus": corpus, "classes": sorted({clips[i].label for i in held}), "seconds": r.seconds,
+        "best_epoch": r.best_epoch, "temperature": r.temperature, "views": scores, "confusion": r.test_confusion,
+    }  # fmt: skip
+
+
 def random_split_eval(clips, cfg: TrainConfig) -> dict:
     split = random_split(len(clips), cfg.seed)
-    r = fit_split(FeatureStore(clips, cfg), split, cfg, desc="random split")
+    r = fit_split(store_for(clips, cfg), split, cfg, desc="random split")
     return {
         "protocol": "RANDOM clip split 60/20/20, speakers on both sides: NOT speaker-"
         "independent; only for comparison with published random-split figures",
@@ -96,7 +150,7 @@ def cross_corpus_eval(clips, other, cfg: TrainConfig, k: int, n_val: int | None,
         test_speakers=tuple(sorted({c.speaker for c in combined[n:]})),
         val_speakers=tuple(sorted(val)),
     )
-    r = fit_split(FeatureStore(combined, cfg), split, cfg, desc="cross-corpus")
+    r = fit_split(store_for(combined, cfg), split, cfg, desc="cross-corpus")
     y = np.array([LABELS.index(combined[j].label) for j in r.extra["test_clip_indices"]])
     return cross_corpus_report(y, r.extra["test_probs"], test_corpora, "a model trained for this test")
 
@@ -155,6 +209,18 @@ def cv_protocol(k: int, n_val: int | None, config: dict) -> str:
     return text + f"{n_val or 'all'} speakers of the next fold validate (early stopping, calibration) and are not trained on"
 
 
+def views_summary(folds: list[dict]) -> dict:
+    """{view: {corpus: mean +- std over folds}} for every view all folds scored."""
+    views = set.intersection(*(set(f.get("views", {})) for f in folds))
+    out = {}
+    for view in sorted(views):
+        corpora = set.intersection(*(set(f["views"][view]) for f in folds))
+        out[view] = {c: mean_std([f["views"][view][c] for f in folds]) | {
+            "ece_uncalibrated": float(np.mean([f["views"][view][c]["ece_uncalibrated"] for f in folds]))}
+            for c in sorted(corpora)}  # fmt: skip
+    return out
+
+
 def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
     """evaluation.json from every part saved in `out`."""
     result = dict(header)
@@ -169,10 +235,14 @@ def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
             "summary_uncalibrated": mean_std([f["test_uncalibrated"] for f in folds]),
             "per_class": per_class_from_confusion(confusion),
             "confusion": confusion.tolist(),
+            "by_view": views_summary(folds),
         }
     for part in ("random_split", "cross_corpus"):
         if (out / f"{part}.json").exists():
             result[part] = json.loads((out / f"{part}.json").read_text())
+    loco = {p.stem[5:]: json.loads(p.read_text()) for p in sorted(out.glob("loco_*.json"))}
+    if loco:
+        result["leave_one_corpus_out"] = loco
     (out / "evaluation.json").write_text(json.dumps(result, indent=2))
     if folds:
         from training.reporting import plot_confusion
@@ -192,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-folds", type=int, help="run only the first N folds (smoke tests)")
     p.add_argument("--val-speakers", type=int, default=2, help="validation speakers taken from the next fold")
     p.add_argument("--random-split", action="store_true")
+    p.add_argument("--leave-out", action="append", default=[], metavar="CORPUS",
+                   help="leave-one-corpus-out: train without CORPUS, test on all of it (repeatable)")
     p.add_argument("--cross-corpus", action="append", default=[], metavar="NAME=PATH")
     p.add_argument("--cross-corpus-run", type=Path, metavar="RUN",
                    help="test this trained run folder on --cross-corpus instead of training a new model")  # fmt: skip
@@ -211,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     for i in to_run:
         part = run_fold(clips, cfg, folds, i, args.val_speakers)
         (args.out / f"fold_{i}.json").write_text(json.dumps(part, indent=2))
+    for corpus in args.leave_out:
+        part = leave_corpus_out(clips, cfg, corpus, args.folds, args.val_speakers)
+        (args.out / f"loco_{corpus}.json").write_text(json.dumps(part, indent=2))
     if args.random_split:
         (args.out / "random_split.json").write_text(json.dumps(random_split_eval(clips, cfg), indent=2))
     if args.cross_corpus:

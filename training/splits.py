@@ -46,19 +46,24 @@ def speaker_folds(clips: Sequence[Clip], k: int, seed: int) -> list[list[str]]:
 
 
 def pick_validation(clips: Sequence[Clip], fold: list[str], n: int | None) -> list[str]:
-    """n speakers of a fold, alternating genders (all of the fold when n is None)."""
-    if n is None or n >= len(fold):
+    """n speakers of each corpus in a fold, genders alternating (all of the fold when n is None)."""
+    if n is None:
         return list(fold)
     gender = {c.speaker: c.gender for c in clips}
-    by_gender: dict[str, list[str]] = defaultdict(list)
-    for speaker in fold:
-        by_gender[gender[speaker]].append(speaker)
-    queues = [by_gender[g] for g in sorted(by_gender)]
+    corpus = {c.speaker: c.corpus for c in clips}
     picked: list[str] = []
-    while len(picked) < n:
-        for q in queues:
-            if q and len(picked) < n:
-                picked.append(q.pop(0))
+    for name in sorted({corpus[s] for s in fold}):
+        by_gender: dict[str, list[str]] = defaultdict(list)
+        for speaker in fold:
+            if corpus[speaker] == name:
+                by_gender[gender[speaker]].append(speaker)
+        queues = [by_gender[g] for g in sorted(by_gender)]
+        taken = 0
+        while taken < n and any(queues):
+            for q in queues:
+                if q and taken < n:
+                    picked.append(q.pop(0))
+                    taken += 1
     return sorted(picked)
 
 

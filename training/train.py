@@ -22,16 +22,18 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from collections import Counter  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from ser.config import N_CLASSES  # noqa: E402
+from ser.config import LABELS, N_CLASSES  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpora  # noqa: E402
 from training import metrics  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.data import FeatureStore, WindowSet, spec_augment  # noqa: E402
+from training.data import FeatureStore, WindowSet, spec_augment, store_for  # noqa: E402
 from training.model import (  # noqa: E402
     build_body,
     build_classifier,
@@ -44,33 +46,56 @@ SELECTIONS = ("val_nll", "best_val", "last")
 
 
 class _Batches(keras.utils.PyDataset):
-    """Shuffled training batches with fresh SpecAugment masks every epoch."""
+    """Each epoch: one cached training window per draw, clips drawn by `probs` (corpus and
+    class balance), a random copy of each, fresh SpecAugment masks and mixup."""
 
-    def __init__(self, data: WindowSet, cfg: TrainConfig, weights: np.ndarray, seed: int) -> None:
+    def __init__(self, copies: np.ndarray, y: np.ndarray, probs: np.ndarray, cfg: TrainConfig, seed: int) -> None:
         super().__init__()
-        self.data, self.cfg, self.weights = data, cfg, weights
+        self.copies, self.y, self.probs, self.cfg = copies, y, probs, cfg
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(data.y))
+        self.on_epoch_end()
 
     def __len__(self) -> int:
-        return int(np.ceil(len(self.data.y) / self.cfg.batch_size))
+        return int(np.ceil(len(self.y) * self.cfg.draws_per_clip / self.cfg.batch_size))
 
     def __getitem__(self, i: int):
-        idx = self.order[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]
-        x = spec_augment(self.data.x[idx], self.rng, self.cfg)
-        y = np.eye(N_CLASSES, dtype=np.float32)[self.data.y[idx]]
-        w = self.weights[self.data.y[idx]]
+        sl = slice(i * self.cfg.batch_size, (i + 1) * self.cfg.batch_size)
+        clip, copy = self.order[sl], self.copy[sl]
+        x = self.copies[clip, copy].astype(np.float32)
+        c = self.cfg
+        x = spec_augment(x, self.rng, c.spec_time_masks, c.spec_time_width, c.spec_freq_masks, c.spec_freq_width)
+        y = np.eye(N_CLASSES, dtype=np.float32)[self.y[clip]]
         if self.cfg.mixup_alpha > 0:
-            lam = self.rng.beta(self.cfg.mixup_alpha, self.cfg.mixup_alpha, size=len(idx)).astype(np.float32)
+            lam = self.rng.beta(self.cfg.mixup_alpha, self.cfg.mixup_alpha, size=len(clip)).astype(np.float32)
             lam = np.maximum(lam, 1 - lam)  # the first clip dominates each mix
-            perm = self.rng.permutation(len(idx))
+            perm = self.rng.permutation(len(clip))
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
             y = lam[:, None] * y + (1 - lam[:, None]) * y[perm]
-            w = lam * w + (1 - lam) * w[perm]
-        return x, y, w
+        return x, y
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.data.y))
+        n = len(self.y) * self.cfg.draws_per_clip
+        self.order = self.rng.choice(len(self.y), size=n, p=self.probs)
+        self.copy = self.rng.integers(0, self.copies.shape[1], size=n)
+
+
+def sampling_probabilities(clips: list[Clip], idx: list[int], cfg: TrainConfig) -> np.ndarray:
+    """Probability of drawing each training clip: corpus share ~ size^corpus_power, equal
+    classes inside a corpus, then classes that few corpora have drawn more often."""
+    corpora = [clips[i].corpus for i in idx]
+    labels = [clips[i].label for i in idx]
+    corpus_n = Counter(corpora)
+    cell_n = Counter(zip(corpora, labels, strict=True))
+    classes_in = {c: {lab for (cc, lab) in cell_n if cc == c} for c in corpus_n}
+    share = {c: n**cfg.corpus_power for c, n in corpus_n.items()}
+    total = sum(share.values())
+    p = np.array([share[c] / total / len(classes_in[c]) / cell_n[(c, lab)] for c, lab in zip(corpora, labels, strict=True)])
+    class_mass = Counter()
+    for pi, lab in zip(p, labels, strict=True):
+        class_mass[lab] += pi
+    target = 1 / len(class_mass)
+    p *= np.array([(target / class_mass[lab]) ** cfg.class_power for lab in labels])
+    return p / p.sum()
 
 
 def _clip_scores(model: keras.Model, data: WindowSet) -> tuple[float, float]:
@@ -143,28 +168,21 @@ class FitResult:
     test_confusion: list | None = None
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
-
-
-def _class_weights(y: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-    """Inverse-frequency weights, so a class with half the clips (neutral) counts as much."""
-    weights = np.ones(N_CLASSES, np.float32)
-    if cfg.balance_classes:
-        counts = np.bincount(y, minlength=N_CLASSES).astype(np.float64)
-        present = counts > 0
-        weights[present] = counts[present].sum() / (present.sum() * counts[present])
-    return weights
+    logits_model: keras.Model | None = None  # features -> uncalibrated logits
 
 
 def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, test: WindowSet | None,
                   mean: np.ndarray, var: np.ndarray, cfg: TrainConfig, member: int,
                   bar: tqdm) -> tuple[keras.Model, keras.Model, _Monitor]:  # fmt: skip
-    """One member: its own seed (initialisation, batch order, masks, mixup) and data."""
+    """One member: its own seed (initialisation, draws, masks, mixup) and data."""
     seed = cfg.seed + 1000 * member
     keras.utils.set_random_seed(seed)
-    train = store.training_set(train_idx)
+    copies = store.copies(train_idx)
+    y = np.array([LABELS.index(store.clips[i].label) for i in train_idx])
+    probs = sampling_probabilities(store.clips, train_idx, cfg)
     body = build_body(cfg, name=f"member{member}")
     model = build_classifier(cfg, mean, var, [body])
-    steps = int(np.ceil(len(train.y) / cfg.batch_size)) * cfg.epochs
+    steps = int(np.ceil(len(y) * cfg.draws_per_clip / cfg.batch_size)) * cfg.epochs
     model.compile(
         optimizer=keras.optimizers.AdamW(
             keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps), weight_decay=cfg.weight_decay
@@ -173,9 +191,22 @@ def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, tes
         metrics=["accuracy"],
     )
     monitor = _Monitor(val, cfg, bar, test)
-    batches = _Batches(train, cfg, _class_weights(train.y, cfg), seed)
-    model.fit(batches, epochs=cfg.epochs, verbose=0, callbacks=[monitor])
+    model.fit(_Batches(copies, y, probs, cfg, seed), epochs=cfg.epochs, verbose=0, callbacks=[monitor])
     return body, model, monitor
+
+
+def validation_set(store: FeatureStore, idx: list[int], cfg: TrainConfig) -> WindowSet:
+    """The validation speakers' whole clips, plus short crops of them as separate clips
+    (ids offset by SHORT_OFFSET), so early stopping and calibration see both."""
+    whole = store.clean_set(idx)
+    if not cfg.val_short_seconds:
+        return whole
+    short = store.window_set(idx, f"len:{cfg.val_short_seconds}")
+    short.clip = short.clip + SHORT_OFFSET
+    return WindowSet(*(np.concatenate([getattr(whole, f), getattr(short, f)]) for f in ("x", "y", "clip")))
+
+
+SHORT_OFFSET = 1_000_000
 
 
 def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "train") -> FitResult:
@@ -192,13 +223,14 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     plans = member_splits(store.clips, split, cfg.ensemble, cfg.rotate_validation, cfg.seed)
     # Normalisation from clips every member trains on: no member's validation speakers.
     common = sorted(set.intersection(*(set(train_idx) for train_idx, _ in plans)))
-    mean, var = normalisation_stats(store.clean_set(common).x, cfg)  # clean, training only
+    # statistics of training windows only: the first cached crop of each clip
+    mean, var = normalisation_stats(store.copies(common)[:, 0].astype(np.float32), cfg)
     rotated = len({tuple(val_idx) for _, val_idx in plans}) > 1
     test = store.clean_set(split.test) if split.test else None
     bodies, monitors, val_logits, val_parts = [], [], [], []
     with tqdm(total=cfg.epochs * cfg.ensemble, desc=desc, unit="epoch") as bar:
         for member, (train_idx, val_idx) in enumerate(plans):
-            val = store.clean_set(val_idx)
+            val = validation_set(store, val_idx, cfg)
             body, single, monitor = _train_member(store, train_idx, val, test, mean, var, cfg, member, bar)
             bodies.append(body)
             monitors.append(monitor)
@@ -207,7 +239,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
                 val_parts.append(val)
     model = build_classifier(cfg, mean, var, bodies) if len(bodies) > 1 else single
     if not val_parts:  # shared validation speakers: the whole ensemble is unseen by them
-        val_parts = [store.clean_set(plans[0][1])]
+        val_parts = [validation_set(store, plans[0][1], cfg)]
         val_logits = [model.predict(val_parts[0].x, batch_size=256, verbose=0)]
     val = WindowSet(*(np.concatenate([getattr(v, f) for v in val_parts]) for f in ("x", "y", "clip")))
     val_logits = np.concatenate(val_logits)
@@ -227,9 +259,10 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         normalisation={
             "per_clip_mean_subtraction": cfg.utterance_cmn, "per_clip_mean_coefficients": cfg.cmn_coefficients,
             "per_clip_variance_scaling": cfg.utterance_cvn, "mean": mean.tolist(), "variance": var.tolist(),
-            "fitted_on": f"{len(common)} clean training clips that every member trains on",
+            "fitted_on": f"one training window (crop, mostly augmented) of each of {len(common)} clips that every member trains on",
         },  # fmt: skip
     )
+    result.logits_model = model
     result.extra["member_val_speakers"] = [sorted({store.clips[i].speaker for i in v}) for _, v in plans]
     if len(monitors) > 1:
         result.extra["member_history"] = [m.history for m in monitors]
@@ -290,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     folds = speaker_folds(clips, args.folds, cfg.seed)
     split = holdout_split(clips, pick_validation(clips, folds[args.val_fold], args.val_speakers))
     print(describe(clips, split))
-    result = fit_split(FeatureStore(clips, cfg), split, cfg)
+    result = fit_split(store_for(clips, cfg), split, cfg)
 
     from training.reporting import write_run  # matplotlib only when writing outputs
 

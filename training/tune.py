@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from training.config import TrainConfig
-from training.data import FeatureStore
+from training.data import store_for
 from training.splits import holdout_split, speaker_folds
 from training.train import fit_split, load_clips, set_tf_threads
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = TrainConfig.with_overrides([*args.set, *(f"{k}={v}" for k, v in overrides.items())])
         start = time.perf_counter()
         # a fresh store per trial: augmentation settings may be among the tuned keys
-        r = fit_split(FeatureStore(clips, cfg), split, cfg, desc=f"trial {n}/{len(points)}")
+        r = fit_split(store_for(clips, cfg), split, cfg, desc=f"trial {n}/{len(points)}")
         trial = {"trial": n, "overrides": overrides, "val_ua": r.val["unweighted_accuracy"],
                  "val_ece": r.val["ece"], "best_epoch": r.best_epoch, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
         trials.append(trial)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The shipped model's full recipe on a 2-core machine, two TensorFlow processes at a time:
+#   scripts/train_default.sh DATA_DIR [RUNS_DIR]
+# DATA_DIR holds ravdess/ emodb/ nemo/ ased/ in their original layouts (../shared/data here).
+# Each step writes its own folder under RUNS_DIR (default runs/) and logs there; a step
+# whose output exists is skipped, so the script resumes after an interruption.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D="${1:?usage: scripts/train_default.sh DATA_DIR [RUNS_DIR]}"
+R="${2:-runs}"
+PY=.venv/bin/python
+CORPORA=(--corpus "ravdess=$D/ravdess" --corpus "emodb=$D/emodb" --corpus "nemo=$D/nemo" --corpus "ased=$D/ased")
+mkdir -p "$R/eval" "$R/default"
+export SER_TF_THREADS=1 SER_DATA_WORKERS=1
+echo "$(date -Is) start: $0 $*" >> "$R/RUNS.log"
+# 1. decoded, cropped, augmented and degraded features of every clip (shared by all steps)
+[ -f "$R/cache.done" ] || { SER_DATA_WORKERS=2 $PY -m training.data "${CORPORA[@]}" --views all \
+  > "$R/cache.log" 2>&1 && touch "$R/cache.done"; }
+# 2. two lanes: speaker folds | leave-one-corpus-out, then the model to ship
+(
+  for f in 0 1 2 3 4; do
+    [ -f "$R/eval/fold_$f.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds $f \
+      --out "$R/eval" > "$R/eval/fold_$f.log" 2>&1
+  done
+) &
+lane1=$!
+(
+  [ -f "$R/default/model.keras" ] || $PY -m training.train "${CORPORA[@]}" --out "$R/default" > "$R/default.log" 2>&1
+  for c in emodb ased; do
+    [ -f "$R/eval/loco_$c.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds '' \
+      --leave-out $c --out "$R/eval" > "$R/eval/loco_$c.log" 2>&1
+  done
+) &
+lane2=$!
+wait $lane1 $lane2
+$PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds '' --out "$R/eval" > "$R/eval/merge.log" 2>&1
+echo "$(date -Is) done" >> "$R/RUNS.log"

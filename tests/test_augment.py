@@ -1,0 +1,115 @@
+"""Training augmentation and evaluation degradations on real speech: each effect does what
+it says (length kept, finite, the spectrum changed the way the device would change it),
+and training crops have the lengths users send."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from ser.audio import load_audio
+from ser.config import N_SAMPLES, SAMPLE_RATE
+from ser.datasets import Clip
+from training import augment, degrade
+from training.config import TrainConfig
+from training.data import CropConfig, training_crop
+
+
+@pytest.fixture(scope="module")
+def speech(speech_clip) -> np.ndarray:
+    return load_audio(speech_clip)
+
+
+def band_share(x: np.ndarray, lo: float, hi: float) -> float:
+    f, p = scipy.signal.welch(x, SAMPLE_RATE, nperseg=1024)
+    return float(p[(f >= lo) & (f < hi)].sum() / p.sum())
+
+
+def test_each_training_effect(speech):
+    rng = np.random.default_rng(0)
+    for name, effect in {
+        "eq": lambda x: augment.random_eq(x, rng, 8.0),
+        "reverb": lambda x: augment.reverb(x, rng, (0.3, 0.8)),
+        "channel": lambda x: augment.channel(x, rng),
+        "codec": lambda x: augment.codec(x, rng),
+        "noise": lambda x: augment.add_noise(x, rng, (0.0, 10.0)),
+        "gain": lambda x: augment.gain(x, rng, (-30.0, -20.0)),
+    }.items():
+        out = effect(speech)
+        assert out.shape == speech.shape and out.dtype == np.float32 and np.isfinite(out).all(), name
+        assert not np.allclose(out, speech, atol=1e-3), name
+    assert np.max(np.abs(augment.gain(speech, rng, (-30.0, -30.0)))) == pytest.approx(10 ** (-30 / 20), rel=1e-3)
+    assert np.max(np.abs(augment.gain(speech, rng, (12.0, 12.0)))) == 1.0  # clipped, as a hot input
+
+
+def test_telephone_channel_removes_the_top_band(speech):
+    rng = np.random.default_rng(1)
+    phone = next(y for y in (augment.channel(speech, rng) for _ in range(20)) if band_share(y, 4200, 11000) < 0.01)
+    assert band_share(speech, 4200, 11000) > 0.01 > band_share(phone, 4200, 11000)
+    assert band_share(degrade.phone(speech, rng), 4200, 11000) < 0.01
+
+
+def test_noise_colours_and_snr(speech):
+    rng = np.random.default_rng(2)
+    white, brown = augment.coloured_noise(SAMPLE_RATE * 4, rng, 0.0), augment.coloured_noise(SAMPLE_RATE * 4, rng, 2.0)
+    assert band_share(brown, 0, 500) > 5 * band_share(white, 0, 500)
+    noisy = degrade.pink_noise(speech, rng)
+    snr = 10 * np.log10(np.mean(speech**2) / np.mean((noisy - speech) ** 2))
+    assert 4.5 < snr < 15.5
+
+
+def test_augment_chain_is_seeded_and_varied(speech):
+    a = augment.augment(speech, np.random.default_rng(3))
+    b = augment.augment(speech, np.random.default_rng(3))
+    c = augment.augment(speech, np.random.default_rng(4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[: min(len(a), len(c))], c[: min(len(a), len(c))])
+
+
+@pytest.mark.parametrize("condition", degrade.CONDITIONS)
+def test_degradations_keep_length(speech, condition):
+    out = degrade.DEGRADE[condition](speech, np.random.default_rng(5))
+    assert out.shape == speech.shape and np.isfinite(out).all()
+    if condition != "clean":
+        assert np.corrcoef(out, speech)[0, 1] < 0.999
+
+
+def test_reverb_tail(speech):
+    out = degrade.schroeder_reverb(speech, np.random.default_rng(6))
+    end = degrade.speech_bounds(speech)[1]
+    tail = slice(end, min(len(speech), end + SAMPLE_RATE // 10))
+    assert np.mean(out[tail] ** 2) > 5 * np.mean(speech[tail] ** 2)  # the room rings on after the speech
+
+
+def test_length_crops(speech):
+    rng = np.random.default_rng(7)
+    assert degrade.length_crop(speech, 1.0, rng).shape == (SAMPLE_RATE,)
+    long = degrade.length_crop(speech, 10.0, rng)
+    assert long.shape == (10 * SAMPLE_RATE,) and np.min(np.abs(long[:SAMPLE_RATE])) >= 0
+    assert 0 < np.abs(long[:SAMPLE_RATE]).max() < 0.05  # the clip's own quiet level, not zeros
+
+
+def test_training_crops_span_user_lengths(speech):
+    rng = np.random.default_rng(8)
+    lengths = [training_crop(speech, rng, CropConfig()).shape[0] / SAMPLE_RATE for _ in range(300)]
+    assert min(lengths) >= 0.5 - 1e-6 and max(lengths) <= N_SAMPLES / SAMPLE_RATE
+    assert np.mean(np.array(lengths) < 1.5) > 0.15 and np.mean(np.array(lengths) > 3.0) > 0.25
+
+
+def test_sampling_balances_corpora_and_classes(tmp_path):
+    from training.train import sampling_probabilities
+
+    clips = [Clip(tmp_path / f"b{i}", ["angry", "sad"][i % 2], f"big:{i % 10}", "big") for i in range(1000)]
+    clips += [Clip(tmp_path / f"s{i}", ["angry", "calm"][i % 4 == 0], f"small:{i % 2}", "small") for i in range(100)]
+    idx = list(range(len(clips)))
+    p = sampling_probabilities(clips, idx, TrainConfig())
+    by_corpus, by_class = Counter(), Counter()
+    for i, pi in zip(idx, p, strict=True):
+        by_corpus[clips[i].corpus] += pi
+        by_class[clips[i].label] += pi
+    assert p.sum() == pytest.approx(1)
+    assert 0.15 < by_corpus["small"] < 0.5  # sqrt of size: 10x fewer clips, about a quarter of draws
+    assert by_class["calm"] > 0.1  # 25 calm clips, drawn far more often than their 2 %
