@@ -221,9 +221,9 @@ def quantize_check(fp32: Path, features: np.ndarray, corpus_args: list[str], val
     report["ua_loss_points"] = round(100 * max(losses), 2)
     report["faster"] = report["int8_ms"] < report["fp32_ms"]
     report["ship_int8"] = bool(report["faster"] and max(losses) <= MAX_QUANT_UA_LOSS)
-    report["protocol"] = ("UA on the run's first validation speakers (unseen by the first ensemble "
-                          "member; with rotated validation the other members trained on them) and on "
-                          "whole corpora the model never saw; timing: median of 200 batch-1 calls, 1 thread")  # fmt: skip
+    report["protocol"] = ("UA on the run's validation speakers of each corpus listed (unseen by the first "
+                          "ensemble member, the only member of a single network), or on the whole corpus "
+                          "when the run never saw it; timing: median of 200 batch-1 calls, 1 thread")  # fmt: skip
     print(json.dumps(report, indent=1))
     if not report["ship_int8"]:
         int8.unlink()

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from ser.config import EVALUATION_VIEWS as VIEW_NAMES
 from ser.config import LABELS
 from ser.inference import BUNDLED_MODEL, ModelInfo, metadata_json, normalisation_text, read_model_info
 
@@ -46,18 +47,13 @@ def corpus_licence_lines(corpora: list[str]) -> list[str]:
     return lines
 
 
-VIEW_NAMES = {
-    "clean": "as recorded",
-    "cond:reverb": "room reverberation (RT60 0.3-0.7 s)",
-    "cond:noise": "pink noise, 5-15 dB SNR",
-    "cond:phone": "telephone (300-3400 Hz, 8 kHz, mu-law)",
-    "cond:mp3": "MP3, 32 kbit/s",
-    "cond:opus": "Opus, 12 kbit/s",
-    "len:1.0": "1 s around the speech",
-    "len:2.0": "2 s around the speech",
-    "len:4.0": "4 s around the speech",
-    "len:10.0": "10 s (the clip inside its own room tone)",
-}
+
+
+def _speaker_counts(speakers: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for s in speakers:
+        counts[s.split(":")[0]] = counts.get(s.split(":")[0], 0) + 1
+    return "test " + ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
 
 
 def robustness_lines(by_view: dict, folds: list[dict]) -> list[str]:
@@ -156,8 +152,8 @@ def render_info(info: ModelInfo, export_report: dict | None) -> str:
         "## Features and model",
         f"- Audio decoded, downmixed to mono, resampled to {fc.sample_rate} Hz; {fc.n_mfcc} MFCCs from "
         f"{fc.n_mels} mel bands, n_fft {fc.n_fft}, hop {fc.hop_length}, {fc.n_frames} frames = "
-        f"{fc.clip_seconds} s. Shorter clips are {fc.short_clip.replace(' to 4 s', '')}ed to fill the "
-        "window; longer clips are cut into 4 s windows every 2 s and the window probabilities are averaged.",
+        f"{fc.clip_seconds} s. Shorter clips: {fc.short_clip} (training crops of 0.5-4 s are fitted "
+        "the same way); longer clips are cut into 4 s windows every 2 s and the window probabilities are averaged.",
         f"- Normalisation: {normalisation_text(metadata_json(info, 'normalisation') or {})}; "
         "inside the ONNX graph.",
         model_line,
@@ -187,7 +183,7 @@ def render_info(info: ModelInfo, export_report: dict | None) -> str:
             f"| expected calibration error, uncalibrated | {_ms(cv['summary_uncalibrated']['ece'])} |",
             "",
             "Per fold: " + "; ".join(
-                f"test {', '.join(f['test_speakers'])}: UA {_pct(f['test']['unweighted_accuracy'])}"
+                f"{_speaker_counts(f['test_speakers'])}: UA {_pct(f['test']['unweighted_accuracy'])}"
                 for f in cv["folds"]
             ) + ".",
             "",

@@ -16,20 +16,17 @@ echo "$(date -Is) start: $0 $*" >> "$R/RUNS.log"
 # 1. decoded, cropped, augmented and degraded features of every clip (shared by all steps)
 [ -f "$R/cache.done" ] || { SER_DATA_WORKERS=2 $PY -m training.data "${CORPORA[@]}" --views all \
   > "$R/cache.log" 2>&1 && touch "$R/cache.done"; }
-# 2. two lanes: speaker folds | leave-one-corpus-out, then the model to ship
-(
-  for f in 0 1 2 3 4; do
-    [ -f "$R/eval/fold_$f.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds $f \
-      --out "$R/eval" > "$R/eval/fold_$f.log" 2>&1
-  done
-) &
+# 2. two lanes of about equal length: four speaker folds | the model to ship, leave-one-
+#    corpus-out twice, the fifth fold
+fold() { [ -f "$R/eval/fold_$1.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds "$1" \
+  --out "$R/eval" > "$R/eval/fold_$1.log" 2>&1; }
+loco() { [ -f "$R/eval/loco_$1.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds '' \
+  --leave-out "$1" --out "$R/eval" > "$R/eval/loco_$1.log" 2>&1; }
+( fold 0; fold 1; fold 2; fold 3 ) &
 lane1=$!
 (
   [ -f "$R/default/model.keras" ] || $PY -m training.train "${CORPORA[@]}" --out "$R/default" > "$R/default.log" 2>&1
-  for c in emodb ased; do
-    [ -f "$R/eval/loco_$c.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds '' \
-      --leave-out $c --out "$R/eval" > "$R/eval/loco_$c.log" 2>&1
-  done
+  loco emodb; loco ased; fold 4
 ) &
 lane2=$!
 wait $lane1 $lane2

@@ -40,6 +40,21 @@ LABELS: tuple[str, ...] = (
 N_CLASSES = len(LABELS)
 
 
+# Evaluation conditions reported in model cards and pages (see training/degrade.py)
+EVALUATION_VIEWS = {
+    "clean": "as recorded",
+    "cond:reverb": "room reverberation (RT60 0.3-0.7 s)",
+    "cond:noise": "pink noise, 5-15 dB SNR",
+    "cond:phone": "telephone (300-3400 Hz, 8 kHz, mu-law)",
+    "cond:mp3": "MP3, 32 kbit/s",
+    "cond:opus": "Opus, 12 kbit/s",
+    "len:1.0": "1 s around the speech",
+    "len:2.0": "2 s around the speech",
+    "len:4.0": "4 s around the speech",
+    "len:10.0": "10 s (the clip inside its own room tone)",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
     """Everything a feature extractor must match; serialised into the model's metadata."""

@@ -64,12 +64,12 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].data.extend(data[start:end])
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-    })  # fmt: skip
-    try:
+    try:  # the parser's constructor refuses some boundaries (over 256 characters) too
+        parser = MultipartParser(boundary, {
+            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+            "on_header_value": on_header_value, "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+        })  # fmt: skip
         parser.write(body)
         parser.finalize()
     except ApiError:

@@ -81,19 +81,27 @@ def test_serving_imports_no_tensorflow_or_librosa():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+# UA floors on the bundled model's validation speakers (never trained on), well below
+# what it scored at export (RAVDESS 52 %, EmoDB 55 %, nEMO 40 %, ASED 89 %) and well above
+# chance (12.5, 16.7, 16.7, 20 %): they catch a broken decoder, feature or export path.
+HELD_OUT_FLOORS = {"ravdess": 0.40, "emodb": 0.35, "nemo": 0.30, "ased": 0.60}
+
+
 @pytest.mark.slow
-def test_bundled_model_recognises_held_out_speakers(ravdess_root):
-    """The speakers that validated the bundled model were never trained on: its accuracy on
-    them (60 % at export) must survive any change to decoding, features or export."""
+@pytest.mark.parametrize("corpus", sorted(HELD_OUT_FLOORS))
+def test_bundled_model_recognises_held_out_speakers(data_dir, corpus):
+    """The speakers that validated the bundled model were never trained on: its accuracy
+    on them must survive any change to decoding, features or export."""
     from ser.datasets import scan_corpus
+    from tests.conftest import need
 
     info = read_model_info(BUNDLED_MODEL)
     held_out = set(metadata_json(info, "training_data")["val"]["speakers"])
-    clips = [c for c in scan_corpus("ravdess", ravdess_root).clips if c.speaker in held_out]
-    assert len(clips) == 60 * len(held_out)
+    clips = [c for c in scan_corpus(corpus, need(data_dir / corpus)).clips if c.speaker in held_out]
+    assert clips, f"no {corpus} validation speakers in {sorted(held_out)}"
     model = EmotionModel()
     pred = np.array([model.analyse(c.path)["emotion"] for c in clips])
     true = np.array([c.label for c in clips])
-    ua = np.mean([np.mean(pred[true == k] == k) for k in LABELS])
-    print(f"bundled model on held-out speakers {sorted(held_out)}: UA {ua:.3f}")
-    assert ua > 0.45  # chance is 0.125
+    ua = np.mean([np.mean(pred[true == k] == k) for k in np.unique(true)])
+    print(f"bundled model on held-out {corpus} speakers: UA {ua:.3f} over {len(clips)} clips")
+    assert ua > HELD_OUT_FLOORS[corpus]

@@ -198,15 +198,19 @@ def cross_corpus_report(y: np.ndarray, probs: np.ndarray, test_corpora: list[str
 
 
 def cv_protocol(k: int, n_val: int | None, config: dict) -> str:
-    text = f"{k}-fold cross-validation by speaker: per fold, the test speakers are never seen in training; "
+    text = (f"{k}-fold cross-validation by speaker, speakers of every corpus dealt into the folds: per fold, "
+            "the test speakers are never seen in training; ")  # fmt: skip
     members = int(config.get("ensemble", 1))
+    role = ("temperature scaling; weights are those at the end of the schedule" if config.get("selection") == "last"
+            else "early stopping, temperature scaling")  # fmt: skip
     if members > 1 and config.get("rotate_validation"):
         return text + (
-            f"each of the {members} ensemble members validates (early stopping, calibration) on "
+            f"each of the {members} ensemble members validates ({role}) on "
             f"{n_val} other speakers that it does not train on (the first member on {n_val} speakers "
             "of the next fold, the others on speakers rotated through the rest)"
         )
-    return text + f"{n_val or 'all'} speakers of the next fold validate (early stopping, calibration) and are not trained on"
+    per = f"{n_val} speakers of each corpus" if n_val else "all speakers"
+    return text + f"{per} in the next fold validate ({role}) and are not trained on"
 
 
 def views_summary(folds: list[dict]) -> dict:

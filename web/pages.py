@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ser.config import LABELS
+from ser.config import EVALUATION_VIEWS, LABELS
 from ser.inference import REPO_ROOT, ModelInfo, metadata_json, normalisation_text
 
 WEB = Path(__file__).resolve().parent
@@ -62,6 +62,8 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
         "cv": evaluation.get("speaker_cv"),
         "random_split": evaluation.get("random_split"),
         "cross_corpus": evaluation.get("cross_corpus"),
+        "loco": evaluation.get("leave_one_corpus_out") or {},
+        "view_names": EVALUATION_VIEWS,
         "has_confusion": (model_dir / "confusion_matrix.png").exists(),
         "has_card": (model_dir / "MODEL_CARD.md").exists(),
         "benchmark": benchmark,
