@@ -87,6 +87,10 @@ def test_technical_details_come_from_the_model(server, page):
     assert info["version"] in page.locator("footer").inner_text()
     assert f"{info['feature_config']['n_mfcc']} MFCCs" in text
     assert "Speaker-independent" in text or "no evaluation" in text
+    if "Speaker-independent" in text:  # the bundled model's per-corpus and never-heard tables
+        for corpus in ("ravdess", "emodb", "nemo", "ased"):
+            assert corpus in text
+        assert "telephone" in text and "1 s around the speech" in text and "A corpus never heard" in text
     img = page.locator("img[alt^='Confusion matrix']")
     if img.count():
         assert page.evaluate("(img) => img.naturalWidth > 0", img.element_handle())
