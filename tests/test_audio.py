@@ -132,3 +132,25 @@ def test_file_object_and_path_sources(speech_clip):
     a = load_audio(speech_clip)
     b = load_audio(io.BytesIO(speech_clip.read_bytes()))
     np.testing.assert_array_equal(a, b)
+
+
+def _mp3_claiming(seconds: float, rate: int = 22_050) -> bytes:
+    """A real 1 s MP3 whose Xing header's frame count claims `seconds`."""
+    t = np.arange(rate) / rate
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate, format="MP3", subtype="MPEG_LAYER_III")
+    data = bytearray(buf.getvalue())
+    i = data.find(b"Xing")
+    assert i >= 0 and data[i + 7] & 1, "libsndfile's MP3 should carry a Xing frame count"
+    data[i + 8 : i + 12] = int(seconds * rate / 576).to_bytes(4, "big")  # MPEG-2 layer III: 576 samples a frame
+    return bytes(data)
+
+
+def test_header_overstating_length_uses_only_decoded_frames():
+    """A 1 s MP3 claiming 599 s: the old block reader yielded its reused buffer until the
+    claimed count ran out (599 s of stale samples, some from earlier decodes)."""
+    lying = _mp3_claiming(599)
+    assert sf.info(io.BytesIO(lying)).duration > 590  # libsndfile believes the header
+    first, second = load_audio(lying), load_audio(lying)
+    assert first.shape[0] / SAMPLE_RATE == pytest.approx(1.0, abs=0.1)
+    np.testing.assert_array_equal(first, second)
