@@ -35,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 
 import training.model  # noqa: E402,F401  (registers the custom layer for loading)
+from export import model_card  # noqa: E402
 from ser.audio import load_audio  # noqa: E402
 from ser.config import FEATURE_CONFIG, LABELS, N_FRAMES, N_MFCC  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpus  # noqa: E402
@@ -107,7 +108,7 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
         "train_config": json.dumps(run_config["train"]),
         "training_data": (run / "data.json").read_text(),
         "validation_metrics": json.dumps({k: run_metrics.get(k) for k in ("val", "val_uncalibrated", "best_epoch", "member_best_epoch", "temperature", "train_seconds", "tf_threads")}),
-        "license": model_licence(json.loads((run / "data.json").read_text()).get("corpora", [])),
+        "license": model_card.model_licence(json.loads((run / "data.json").read_text()).get("corpora", [])),
         "weights": "float32",
     }  # fmt: skip
     if evaluation:
@@ -115,14 +116,6 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
     if notes:
         meta["card_notes"] = notes
     return meta
-
-
-def model_licence(corpora: list[str]) -> str:
-    from export.model_card import SHARE_ALIKE
-
-    inherited = sorted(SHARE_ALIKE & set(corpora))
-    text = f"CC BY-NC-SA 4.0 (inherited from {', '.join(inherited)})" if inherited else "see the training corpora"
-    return text + ("; ASED states no licence: research use" if "ased" in corpora else "")
 
 
 def architecture(classifier: keras.Model) -> dict:

@@ -37,6 +37,13 @@ LICENCES = {
 SHARE_ALIKE = {"ravdess", "nemo"}
 
 
+def model_licence(corpora: list[str]) -> str:
+    """The licence the model inherits, one line, for its metadata."""
+    inherited = sorted(SHARE_ALIKE & set(corpora))
+    text = f"CC BY-NC-SA 4.0 (inherited from {', '.join(inherited)})" if inherited else "see the training corpora"
+    return text + ("; ASED states no licence: research use" if "ased" in corpora else "")
+
+
 def corpus_licence_lines(corpora: list[str]) -> list[str]:
     """One line per training corpus, then what the model inherits."""
     lines = [f"- {LICENCES.get(c, c + ': licence unknown')}" for c in corpora]
@@ -56,7 +63,7 @@ def _speaker_counts(speakers: list[str]) -> str:
     return "test " + ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
 
 
-def robustness_lines(by_view: dict, folds: list[dict]) -> list[str]:
+def robustness_lines(by_view: dict) -> list[str]:
     """Per-corpus UA under each degradation and clip length, mean ± std over the folds."""
     if "clean" not in by_view:
         return []
@@ -197,7 +204,7 @@ def render_info(info: ModelInfo, export_report: dict | None) -> str:
             lines.append(f"| {label} | {_pct(r['precision'])} | {_pct(r['recall'])} | "
                          f"{_pct(r['f1-score'])} | {int(r['support'])} |")  # fmt: skip
         lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
-        lines += robustness_lines(cv.get("by_view") or {}, cv.get("folds") or [])
+        lines += robustness_lines(cv.get("by_view") or {})
     loco = ev.get("leave_one_corpus_out") or {}
     if loco:
         lines += [

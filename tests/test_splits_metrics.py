@@ -84,3 +84,14 @@ def test_summary_metrics():
     s = summary(y, probs)
     assert s["weighted_accuracy"] == 0.75
     assert s["unweighted_accuracy"] == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_rotated_validation_on_several_corpora_takes_as_many_speakers_per_corpus():
+    clips = [Clip(Path(f"{c}{s}_{i}"), "angry", f"{c}:{s}", c, ["female", "male"][s % 2])
+             for c in ("a", "b") for s in range(10) for i in range(2)]  # fmt: skip
+    split = holdout_split(clips, ["a:0", "a:1", "b:0", "b:1"])
+    plans = member_splits(clips, split, 3, True, seed=1)
+    for train, val in plans:
+        val_speakers = {clips[i].speaker for i in val}
+        assert sorted(s[0] for s in val_speakers) == ["a", "a", "b", "b"]  # 2 per corpus, as split.val
+        assert not val_speakers & {clips[i].speaker for i in train}

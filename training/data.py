@@ -188,19 +188,18 @@ def store_for(clips: Sequence[Clip], cfg) -> FeatureStore:
     return FeatureStore(clips, cfg.seed, cfg.train_copies, crop)
 
 
-def spec_augment(batch: np.ndarray, rng: np.random.Generator, time_masks: int, time_width: int,
-                 freq_masks: int, freq_width: int) -> np.ndarray:  # fmt: skip
+def spec_augment(batch: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     """SpecAugment-style time and coefficient masks, filled with each window's mean."""
     out = batch.copy()
     n, frames, coeffs = out.shape
     fill = out.mean(axis=(1, 2))
     for i in range(n):
-        for _ in range(time_masks):
-            w = rng.integers(0, time_width + 1)
+        for _ in range(cfg.spec_time_masks):
+            w = rng.integers(0, cfg.spec_time_width + 1)
             t = rng.integers(0, frames - w + 1)
             out[i, t : t + w, :] = fill[i]
-        for _ in range(freq_masks):
-            w = rng.integers(0, freq_width + 1)
+        for _ in range(cfg.spec_freq_masks):
+            w = rng.integers(0, cfg.spec_freq_width + 1)
             f = rng.integers(1, coeffs - w + 1)  # keep MFCC-0 (energy) unmasked
             out[i, :, f : f + w] = fill[i]
     return out

@@ -120,12 +120,14 @@ def member_splits(
     """
     if not rotate or members == 1 or not split.val_speakers:  # a random split has no speakers to rotate
         return [(list(split.train), list(split.val))] * members
+    corpus_of = {c.speaker: c.corpus for c in clips}
     n_val = len(split.val_speakers)
+    per_corpus = max(Counter(corpus_of[s] for s in split.val_speakers).values())  # pick_validation counts per corpus
     remaining = sorted({clips[i].speaker for i in split.train})
     np.random.default_rng(seed).shuffle(remaining)
     val_sets = [set(split.val_speakers)]
     for _ in range(1, members):
-        picked = pick_validation(clips, remaining, n_val)
+        picked = pick_validation(clips, remaining, per_corpus)
         if len(picked) < n_val or len(remaining) - len(picked) < 1:
             raise ValueError(f"too few training speakers to rotate {n_val} validation speakers over {members} members")
         remaining = [s for s in remaining if s not in picked]

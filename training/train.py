@@ -62,8 +62,7 @@ class _Batches(keras.utils.PyDataset):
         sl = slice(i * self.cfg.batch_size, (i + 1) * self.cfg.batch_size)
         clip, copy = self.order[sl], self.copy[sl]
         x = self.copies[clip, copy].astype(np.float32)
-        c = self.cfg
-        x = spec_augment(x, self.rng, c.spec_time_masks, c.spec_time_width, c.spec_freq_masks, c.spec_freq_width)
+        x = spec_augment(x, self.rng, self.cfg)
         y = np.eye(N_CLASSES, dtype=np.float32)[self.y[clip]]
         if self.cfg.mixup_alpha > 0:
             lam = self.rng.beta(self.cfg.mixup_alpha, self.cfg.mixup_alpha, size=len(clip)).astype(np.float32)
