@@ -95,3 +95,19 @@ def test_rotated_validation_on_several_corpora_takes_as_many_speakers_per_corpus
         val_speakers = {clips[i].speaker for i in val}
         assert sorted(s[0] for s in val_speakers) == ["a", "a", "b", "b"]  # 2 per corpus, as split.val
         assert not val_speakers & {clips[i].speaker for i in train}
+
+
+def test_confident_threshold_meets_its_target_and_refuses_to_invent_one():
+    from training.metrics import confident_threshold, risk_coverage
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(8, 0.5), size=400)
+    # answers right with probability equal to their confidence: a calibrated model
+    y = np.where(rng.random(400) < probs.max(1), probs.argmax(1), (probs.argmax(1) + 1) % 8)
+    t = confident_threshold(y, probs, 0.7)
+    rc = risk_coverage(y, probs, t)
+    assert 0 < rc["coverage"] < 1 and rc["accuracy_confident"] >= 0.7 > rc["accuracy_all"]
+    assert rc["curve"][-1]["accuracy"] == rc["accuracy_all"] and len(rc["curve"]) == 10
+    # a model that is always wrong never earns a threshold: everything is uncertain
+    wrong = (probs.argmax(1) + 1) % 8
+    assert confident_threshold(wrong, probs, 0.7) == 1.0

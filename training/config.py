@@ -68,6 +68,9 @@ class TrainConfig:
     # validation (early stopping, temperature) also scores 1 s crops of the validation
     # speakers' clips, so calibration holds for short uploads too
     val_short_seconds: float = 1.0
+    # The served `uncertain` flag: answers below the confidence at which the validation
+    # speakers' answers were right this often are flagged (metrics.confident_threshold).
+    confident_accuracy: float = 0.7
 
     @classmethod
     def with_overrides(cls, overrides: list[str] | dict[str, Any] | None = None) -> TrainConfig:

@@ -96,6 +96,9 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
         "views": scores,
+        # the uncertain flag with the threshold this fold chose on its validation speakers
+        "uncertainty": metrics.risk_coverage(r.extra["test_y"], r.extra["test_probs"], r.uncertainty_threshold)
+        | {"target_accuracy": cfg.confident_accuracy},
         "history": r.history,  # test_ua per epoch is a record only; weights are chosen without it
         "member_history": r.extra.get("member_history"),
     }  # fmt: skip
@@ -241,6 +244,19 @@ def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
             "confusion": confusion.tolist(),
             "by_view": views_summary(folds),
         }
+        rc = [f["uncertainty"] for f in folds if "uncertainty" in f]
+        if rc:
+            result["speaker_cv"]["uncertainty"] = {
+                "protocol": "per fold, the threshold is chosen on that fold's validation speakers "
+                "(lowest confidence at which their answers were right at least the target share of the "
+                "time) and applied to its test speakers; accuracy = share of clips whose top emotion is right",
+                "folds": len(rc),
+                **{k: {"mean": float(np.mean([r[k] for r in rc if r[k] is not None])),
+                       "std": float(np.std([r[k] for r in rc if r[k] is not None]))}
+                   for k in ("threshold", "coverage", "accuracy_confident", "accuracy_uncertain", "accuracy_all")},
+                "curve": [{"coverage": p["coverage"], "accuracy": float(np.mean([r["curve"][j]["accuracy"] for r in rc]))}
+                          for j, p in enumerate(rc[0]["curve"])],
+            }  # fmt: skip
     for part in ("random_split", "cross_corpus"):
         if (out / f"{part}.json").exists():
             result[part] = json.loads((out / f"{part}.json").read_text())

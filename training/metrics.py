@@ -68,3 +68,41 @@ def clip_probabilities(
     probs = softmax(logits / temperature, axis=1)
     ids = np.unique(clip)
     return ids, np.stack([probs[clip == i].mean(axis=0) for i in ids])
+
+
+MIN_CONFIDENT = 20  # answers: a threshold must be backed by at least this many
+
+
+def confident_threshold(y_true: np.ndarray, probs: np.ndarray, target_accuracy: float) -> float:
+    """The lowest confidence at which the answers at or above it were right at least
+    `target_accuracy` of the time (on held-out speakers); 1.0 when no such level exists,
+    so every answer is then flagged uncertain rather than a threshold being made up."""
+    conf = probs.max(axis=1)
+    order = np.argsort(-conf, kind="stable")
+    correct = (probs.argmax(axis=1) == y_true)[order]
+    running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    ok = np.nonzero((running >= target_accuracy) & (np.arange(len(correct)) >= MIN_CONFIDENT - 1))[0]
+    return float(conf[order][ok[-1]]) if ok.size else 1.0
+
+
+def risk_coverage(y_true: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
+    """What the `uncertain` flag does at `threshold`: the share of clips answered with
+    confidence (coverage) and how often those answers are right, and the accuracy of the
+    most confident answers at each coverage from 10 % to 100 %."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    confident = conf >= threshold
+    order = np.argsort(-conf, kind="stable")
+    curve = []
+    for c in np.linspace(0.1, 1.0, 10):
+        k = max(1, int(round(c * len(conf))))
+        curve.append({"coverage": round(float(c), 2), "accuracy": float(correct[order][:k].mean())})
+    return {
+        "threshold": float(threshold),
+        "coverage": float(confident.mean()),
+        "accuracy_confident": float(correct[confident].mean()) if confident.any() else None,
+        "accuracy_uncertain": float(correct[~confident].mean()) if (~confident).any() else None,
+        "accuracy_all": float(correct.mean()),
+        "n": int(len(conf)),
+        "curve": curve,
+    }

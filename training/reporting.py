@@ -92,6 +92,8 @@ def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wa
         "member_best_epoch": result.extra.get("member_best_epoch", [result.best_epoch]),
         "val": result.val,
         "val_uncalibrated": result.val_uncalibrated,
+        "uncertainty_threshold": result.uncertainty_threshold,
+        "confident_accuracy": cfg.confident_accuracy,
         "wall_seconds": round(wall_s, 1),
         "train_seconds": round(result.seconds, 1),
         "tf_threads": tf.config.threading.get_intra_op_parallelism_threads(),

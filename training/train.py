@@ -168,6 +168,8 @@ class FitResult:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     logits_model: keras.Model | None = None  # features -> uncalibrated logits
+    # answers below this calibrated confidence are flagged uncertain (chosen on validation)
+    uncertainty_threshold: float = 1.0
 
 
 def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, test: WindowSet | None,
@@ -255,6 +257,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         val_uncalibrated=metrics.summary(y_val, metrics.clip_probabilities(val_logits, val.clip)[1]),
         val_report=val_report,
         val_confusion=val_confusion.tolist(),
+        uncertainty_threshold=metrics.confident_threshold(y_val, val_probs, cfg.confident_accuracy),
         normalisation={
             "per_clip_mean_subtraction": cfg.utterance_cmn, "per_clip_mean_coefficients": cfg.cmn_coefficients,
             "per_clip_variance_scaling": cfg.utterance_cvn, "mean": mean.tolist(), "variance": var.tolist(),
@@ -278,6 +281,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         result.test_confusion = confusion.tolist()
         result.extra["test_clip_indices"] = np.unique(test.clip).tolist()
         result.extra["test_probs"] = probs
+        result.extra["test_y"] = y_test
     result.seconds = time.perf_counter() - start
     return result
 
