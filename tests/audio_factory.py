@@ -29,3 +29,37 @@ def resampled(path: Path, rate: int, fmt: str = "WAV", subtype: str | None = "PC
     if rate != src:
         samples = soxr.resample(samples, src, rate, quality="VHQ")
     return encode(np.clip(samples, -1, 1), rate, fmt, subtype, channels)
+
+
+# (container, codec) as browsers, phones and FFmpeg write them: the tests' real encoders
+FFMPEG_FORMATS = {
+    "webm-opus": ("webm", "libopus"),  # Chromium's and Firefox's MediaRecorder
+    "ogg-opus": ("ogg", "libopus"),  # WhatsApp voice notes, Firefox
+    "m4a-aac": ("ipod", "aac"),  # iPhone voice memos, most Android recorders
+    "mp4-aac": ("mp4", "aac"),  # Safari's MediaRecorder
+    "aac-adts": ("adts", "aac"),
+    "mp3-lame": ("mp3", "libmp3lame"),
+    "aiff": ("aiff", "pcm_s16be"),
+}
+
+
+def encode_ffmpeg(samples: np.ndarray, rate: int, kind: str, channels: int = 1) -> bytes:
+    """samples (mono float32) -> file bytes written by FFmpeg's own muxer and encoder."""
+    import av
+
+    container_format, codec = FFMPEG_FORMATS[kind]
+    layout = "mono" if channels == 1 else "stereo"
+    out_rate = 48_000 if codec == "libopus" else rate  # Opus runs at 48 kHz
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=out_rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.repeat(samples[None, :], channels, axis=0).astype(np.float32),
+                                           format="fltp", layout=layout)  # fmt: skip
+        frame.sample_rate = rate
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=out_rate)
+        for f in [*resampler.resample(frame), *resampler.resample(None)]:
+            for packet in stream.encode(f):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buf.getvalue()

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from ser.audio import AudioError, load_audio
 from ser.config import SAMPLE_RATE
-from tests.audio_factory import encode, read_mono, resampled
+from tests.audio_factory import FFMPEG_FORMATS, encode, encode_ffmpeg, read_mono, resampled
 
 
 @pytest.mark.parametrize(
@@ -154,3 +154,66 @@ def test_header_overstating_length_uses_only_decoded_frames():
     first, second = load_audio(lying), load_audio(lying)
     assert first.shape[0] / SAMPLE_RATE == pytest.approx(1.0, abs=0.1)
     np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("kind", sorted(FFMPEG_FORMATS))
+def test_browser_and_phone_formats_decode_to_the_same_speech(speech_clip, kind):
+    """What MediaRecorder, voice-memo apps and FFmpeg write, from real speech."""
+    samples, rate = read_mono(speech_clip)
+    reference = load_audio(encode(samples, rate, "WAV", "FLOAT"))
+    got = load_audio(encode_ffmpeg(samples, rate, kind, channels=2))
+    assert abs(len(got) - len(reference)) < 0.1 * SAMPLE_RATE
+    assert np.sqrt(np.mean(got**2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.1)
+
+
+@pytest.mark.parametrize("kind", ["webm-opus", "m4a-aac", "aac-adts"])
+def test_truncated_and_garbled_containers_are_refused(speech_clip, kind):
+    data = encode_ffmpeg(*read_mono(speech_clip), kind)
+    for broken in (data[:40], data[: len(data) // 3], data[:16] + bytes(range(256)) * 40):
+        try:
+            samples = load_audio(broken)  # a decoder may recover a shorter prefix: fine
+            assert samples.shape[0] < 4.0 * SAMPLE_RATE
+        except AudioError as e:
+            assert 400 <= e.status < 500 and e.code in {"corrupt_audio", "no_audio", "too_short"}
+
+
+def test_webm_claiming_hours_decodes_what_is_there(speech_clip):
+    """Matroska's Duration element says 5 hours: refused by the claim, never decoded as hours."""
+    data = bytearray(encode_ffmpeg(*read_mono(speech_clip), "webm-opus"))
+    i = data.find(b"\x44\x89\x88")  # Duration, 8-byte float, in milliseconds
+    assert i > 0
+    data[i + 3 : i + 11] = struct.pack(">d", 5 * 3600 * 1000.0)
+    e = _error(bytes(data))
+    assert e.status == 413 and e.code == "too_long"
+
+
+def test_m4a_with_a_huge_sample_table_is_refused(speech_clip):
+    """stsz claims 2^28 samples that the file doesn't hold."""
+    data = bytearray(encode_ffmpeg(*read_mono(speech_clip), "m4a-aac"))
+    i = data.find(b"stsz")
+    assert i > 0
+    data[i + 12 : i + 16] = (1 << 28).to_bytes(4, "big")  # version/flags, sample size, count
+    try:
+        samples = load_audio(bytes(data))
+        assert samples.shape[0] < 5 * SAMPLE_RATE
+    except AudioError as e:
+        assert 400 <= e.status < 500
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("W64", "PCM_16"), ("CAF", "ALAC_16"), ("AU", "PCM_16"),
+                                              ("VOC", "PCM_16"), ("NIST", "PCM_16"), ("IRCAM", "PCM_16"),
+                                              ("MAT5", "PCM_16"), ("SVX", "PCM_16"), ("WAV", "GSM610")])  # fmt: skip
+def test_containers_users_do_not_send_are_refused_by_content(speech_clip, fmt, subtype):
+    """libsndfile could parse these; we refuse them by what the bytes are, not by name."""
+    samples, rate = read_mono(speech_clip)
+    e = _error(encode(samples, 8_000 if subtype == "GSM610" else rate, fmt, subtype))
+    assert (e.status, e.code) == (415, "unsupported_format")
+
+
+def test_decoding_work_is_bounded_by_samples_times_channels():
+    """Within the duration limit, a file of many channels at a high rate is still refused:
+    the budget is max_seconds of 48 kHz stereo (here 2 s: 192,000 samples)."""
+    tone = 0.1 * np.sin(np.linspace(0, 2000, int(1.5 * 192_000), dtype=np.float32))
+    e = _error(encode(tone, 192_000, "WAV", "PCM_16", channels=8), max_seconds=2.0)
+    assert (e.status, e.code) == (413, "too_much_audio")
+    assert load_audio(encode(tone[: 48_000 * 3 // 2], 48_000, "WAV", "PCM_16", channels=2), max_seconds=2.0).size

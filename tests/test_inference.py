@@ -105,3 +105,37 @@ def test_bundled_model_recognises_held_out_speakers(data_dir, corpus):
     ua = np.mean([np.mean(pred[true == k] == k) for k in np.unique(true)])
     print(f"bundled model on held-out {corpus} speakers: UA {ua:.3f} over {len(clips)} clips")
     assert ua > HELD_OUT_FLOORS[corpus]
+
+
+def _margin(result: dict) -> float:
+    top = sorted(result["probabilities"].values())
+    return top[-1] - top[-2]
+
+
+def test_browser_and_phone_recordings_get_the_wavs_answer(ravdess_root):
+    """Real speech through FFmpeg's own encoders (MediaRecorder's WebM/Opus, voice memos'
+    M4A/AAC, ...): features within a codec's tolerance of the WAV's, same top emotion (on
+    the clip of actor 01's first twelve that the model answers most decidedly: a codec
+    may tip an answer that was a coin toss)."""
+    from ser.audio import load_audio
+    from ser.features import clip_features
+    from tests.audio_factory import FFMPEG_FORMATS, encode, encode_ffmpeg, read_mono
+
+    model = EmotionModel()
+    clips = sorted((ravdess_root / "Actor_01").glob("*.flac"))[:12]
+    speech_clip = max(clips, key=lambda p: _margin(model.analyse(p)))
+    samples, rate = read_mono(speech_clip)
+    wav = encode(samples, rate, "WAV", "PCM_16")
+    ref_features = clip_features(load_audio(wav))[0]
+    ref = model.analyse(wav)
+    assert _margin(ref) > 0.15
+    for kind in FFMPEG_FORMATS:
+        data = encode_ffmpeg(samples, rate, kind)
+        features = clip_features(load_audio(data))[0]
+        # codec delay shifts frames: compare each coefficient's mean over the clip, past
+        # c0 (level, which the per-window mean subtraction removes); LAME's MP3 is furthest
+        # (1.8 here), WebM/Opus 0.07
+        assert np.abs(features.mean(axis=1) - ref_features.mean(axis=1))[:, 1:].mean() < 3.0, kind
+        got = model.analyse(data)
+        assert got["emotion"] == ref["emotion"], (kind, got["probabilities"], ref["probabilities"])
+        assert sum(abs(got["probabilities"][k] - p) for k, p in ref["probabilities"].items()) < 0.15, kind
