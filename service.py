@@ -2,23 +2,28 @@
 
     bentoml serve service:SpeechEmotion        (or ./serve.sh, which also sets things up)
 
-Routes: /predict (multipart upload, see serving.predict), /classify_features (the
-batchable model endpoint, base64 float32 MFCC windows), the web pages (/, /technical,
-/demo, /about), /docs and /openapi.json, /model, and BentoML's /livez, /readyz, /metrics. No TensorFlow and no librosa are imported here.
+Read `SpeechEmotion.predict` top to bottom for a request's path: the input spec
+(`serving.request`) reads the upload in memory, `EmotionModel.analyse` decodes, computes
+features and runs onnxruntime, and the answer is a typed `Prediction`. Also served: the
+batchable model endpoint `/classify_features`, `/model`, the pages (/, /technical, /demo,
+/about), /docs, /openapi.json and BentoML's /livez, /readyz, /metrics. No TensorFlow and
+no librosa are imported here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import bentoml
 import numpy as np
 from starlette.applications import Starlette
-from starlette.routing import Route
 from threadpoolctl import threadpool_limits
 
-from ser.config import N_FRAMES, N_MFCC
-from ser.inference import EmotionModel, available_providers
+from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
+from ser.errors import InputError
+from ser.inference import EmotionModel, build_result
+from serving.errors import error_response
 from serving.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
@@ -28,36 +33,23 @@ from serving.middleware import (
     too_large_handler,
 )
 from serving.model_import import MODEL_FILE
-from serving.predict import decode_features, encode_features, make_predict_endpoint
+from serving.predict import decode_features, encode_features, featurise, is_overload
+from serving.request import PredictRequest, Recording
+from serving.schema import Prediction
 from serving.settings import SETTINGS
 from web import pages
-
-MODEL_TAG = "ser_cnn_bilstm:latest"
 
 
 def _service() -> SpeechEmotion:
     return bentoml.get_current_service()
 
 
-def _batching_classifier():
-    svc = _service()
-
-    async def via_batching(features: np.ndarray) -> np.ndarray:
-        out = await svc.to_async.classify_features([encode_features(features)])
-        return np.asarray(out[0], dtype=np.float32)
-
-    return via_batching
-
-
 app = Starlette(
-    routes=[
-        Route("/predict", make_predict_endpoint(lambda: _service().model, _batching_classifier), methods=["GET", "POST"]),
-        *pages.routes(
-            get_info=lambda: _service().model.info,
-            get_model_dir=lambda: Path(_service().bento_model.path),
-            get_openapi=lambda: SpeechEmotion.openapi_spec.asdict(),
-        ),
-    ],
+    routes=pages.routes(
+        get_info=lambda: _service().model.info,
+        get_model_dir=lambda: Path(_service().bento_model.path),
+        get_openapi=lambda: SpeechEmotion.openapi_spec.asdict(),
+    ),
     exception_handlers={BodyTooLarge: too_large_handler},
 )
 
@@ -67,23 +59,53 @@ app = Starlette(
     workers=SETTINGS.workers,
     resources={"gpu": 1} if SETTINGS.gpu else {"cpu": str(SETTINGS.workers)},
     traffic={"timeout": SETTINGS.request_timeout_s, "max_concurrency": 4 * SETTINGS.max_concurrency},
+    http=SETTINGS.http_config,
     # bentoml/BentoML#5540: the self-call session is recycled every 100 requests by
     # default, which fails 1-8 % of calls under load; keep one session for the worker.
     runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
 )
 @bentoml.asgi_app(app, path="/")
 class SpeechEmotion:
-    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+    bento_model = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
 
     def __init__(self) -> None:
         # numpy's BLAS would start a thread per core in every worker; the feature matrices
         # are small, and spinning BLAS threads across workers oversubscribe the cores
         threadpool_limits(1, user_api="blas")
         path = Path(self.bento_model.path_of(MODEL_FILE))
-        self.model = EmotionModel(path, providers=available_providers(), intra_op_threads=SETTINGS.ort_threads)
+        self.model = EmotionModel(path, intra_op_threads=SETTINGS.ort_threads)
 
     def __is_ready__(self) -> bool:
         return getattr(self, "model", None) is not None
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest)
+    async def predict(self, audio: Recording, top_k: int = 3) -> Prediction:
+        """The speaker's emotion in one recording, with calibrated probabilities.
+
+        Send the file as the multipart field `audio` (`curl -F audio=@clip.wav`) or as the
+        raw body (`Content-Type: audio/*` or `application/octet-stream`). Refusals answer
+        4xx with `{"error": {"code", "message"}}`.
+        """
+        if audio.refusal:
+            return error_response(audio.refusal)
+        try:
+            result = await self._analyse(audio.take(), top_k)
+        except InputError as e:
+            return error_response(e, headers={"retry-after": "1"} if e.status == 503 else None)
+        return Prediction.model_validate(result)
+
+    async def _analyse(self, data: bytes, top_k: int) -> dict:
+        if SETTINGS.inference_mode == "direct":  # decode, features and model in one thread hop
+            return await anyio.to_thread.run_sync(self.model.analyse, data, SETTINGS.max_audio_seconds, top_k)
+        features, spans, duration = await anyio.to_thread.run_sync(featurise, data, SETTINGS.max_audio_seconds)
+        del data  # the upload is not kept a moment longer than the analysis needs
+        try:
+            probs = await self.to_async.classify_features([encode_features(features)])
+        except Exception as e:  # the batching dispatcher shedding load, or its self-call failing
+            if is_overload(e):
+                raise InputError("overloaded", "the server is busy; retry shortly", 503) from e
+            raise
+        return build_result(np.asarray(probs[0], dtype=np.float32), spans, duration, self.model.info, top_k)
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
     def classify_features(self, features: list[str]) -> list[list[list[float]]]:
@@ -107,9 +129,11 @@ class SpeechEmotion:
         return out
 
 
-# Listed outermost first: one error shape for everything, then the public concurrency
-# cap, then the body limit. BentoML's own max_concurrency (above) is a looser backstop.
+# Listed outermost first: one error shape for BentoML's own answers and Starlette's 404/405,
+# then the public concurrency cap, then the body limit. BentoML's own max_concurrency
+# (above) is a looser backstop.
 SpeechEmotion.add_asgi_middleware(ErrorShapeMiddleware)
 SpeechEmotion.add_asgi_middleware(ConcurrencyLimitMiddleware, limit=SETTINGS.max_concurrency)
 SpeechEmotion.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_upload_bytes)
 SpeechEmotion.add_asgi_middleware(JsonOnlyMiddleware, paths=("/classify_features",))
+

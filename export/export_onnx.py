@@ -37,11 +37,10 @@ import tf2onnx  # noqa: E402
 import training.model  # noqa: E402,F401  (registers the custom layer for loading)
 from export import model_card  # noqa: E402
 from ser.audio import load_audio  # noqa: E402
-from ser.config import FEATURE_CONFIG, LABELS, N_FRAMES, N_MFCC  # noqa: E402
+from ser.config import FEATURE_CONFIG, LABELS, MODEL_NAME, N_FRAMES, N_MFCC  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpus  # noqa: E402
 from ser.features import clip_features  # noqa: E402
 
-MODEL_NAME = "ser_cnn_bilstm"
 OPSET = 17
 ATOL = 1e-5
 MAX_QUANT_UA_LOSS = 0.005  # 0.5 points
@@ -83,7 +82,7 @@ def describe_normalisation(train_cfg: dict) -> str:
 
 def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, version: str,
                    notes: str | None = None) -> dict[str, str]:  # fmt: skip
-    classifier = model.get_layer("ser_cnn_bilstm")
+    classifier = model.get_layer(MODEL_NAME)
     norm = classifier.get_layer("standardise")
     temperature = model.get_layer("temperature").scale
     run_metrics = json.loads((run / "metrics.json").read_text())

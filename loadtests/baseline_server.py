@@ -21,10 +21,10 @@ import numpy as np  # noqa: E402
 from flask import Flask, jsonify, request  # noqa: E402
 
 import training.model  # noqa: E402,F401  (custom layer)
-from ser.config import HOP_LENGTH, LABELS, N_FFT, N_FRAMES, N_MELS, N_MFCC, SAMPLE_RATE  # noqa: E402
+from ser.config import HOP_LENGTH, LABELS, MODEL_NAME, N_FFT, N_FRAMES, N_MELS, N_MFCC, SAMPLE_RATE  # noqa: E402
 from ser.inference import REPO_ROOT  # noqa: E402
 
-KERAS_MODEL = REPO_ROOT / "model_store" / "ser_cnn_bilstm.keras"
+KERAS_MODEL = REPO_ROOT / "model_store" / f"{MODEL_NAME}.keras"
 app = Flask(__name__)
 model = None
 

@@ -28,6 +28,7 @@ import soundfile as sf
 import soxr
 
 from ser.config import SAMPLE_RATE
+from ser.errors import InputError
 
 MIN_INPUT_RATE = 8_000  # Hz: telephone speech; below this there is no usable spectrum
 MAX_INPUT_RATE = 192_000  # Hz: studio ceiling
@@ -43,16 +44,8 @@ RESAMPLE_QUALITY = "HQ"  # soxr quality; VHQ costs 2x for no measurable feature 
 ACCEPTED = "WAV, FLAC, AIFF, MP3, Ogg (Vorbis, Opus), WebM (Opus, Vorbis), MP4/M4A (AAC, ALAC) or AAC"
 
 
-@dataclass
-class AudioError(ValueError):
-    """Input that can't be analysed; `status` is the HTTP status the server answers with."""
-
-    code: str
-    message: str
-    status: int = 400
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+class AudioError(InputError):
+    """Audio that can't be analysed: empty, undecodable, unsupported, too long or short, silent."""
 
 
 Source = str | os.PathLike[str] | bytes | BinaryIO

@@ -11,6 +11,8 @@ import dataclasses
 import json
 from typing import Any
 
+# the model's name: its ONNX file, its metadata and its tag in BentoML's store
+MODEL_NAME = "ser_cnn_bilstm"
 SAMPLE_RATE = 22_050  # Hz: every clip is resampled to this before features
 N_FFT = 512  # samples per STFT frame (23 ms): the usual speech analysis window, 2x cheaper than 1024
 HOP_LENGTH = 512  # samples between frames (23 ms)

@@ -18,11 +18,11 @@ import numpy as np
 import onnxruntime as ort
 
 from ser.audio import DEFAULT_MAX_SECONDS, Source, load_audio
-from ser.config import FEATURE_CONFIG, N_FRAMES, N_MFCC, SAMPLE_RATE, FeatureConfig
+from ser.config import FEATURE_CONFIG, MODEL_NAME, N_FRAMES, N_MFCC, SAMPLE_RATE, FeatureConfig
 from ser.features import clip_features, filterbank
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_MODEL = REPO_ROOT / "model_store" / "ser_cnn_bilstm.onnx"
+BUNDLED_MODEL = REPO_ROOT / "model_store" / f"{MODEL_NAME}.onnx"
 
 
 def available_providers(prefer_gpu: bool = True) -> list[str]:
@@ -32,6 +32,11 @@ def available_providers(prefer_gpu: bool = True) -> list[str]:
     return [p for p in wanted if p in have]
 
 
+# For models exported before a threshold was chosen on validation speakers: below 0.5, a
+# calibrated answer is more likely wrong than right.
+FALLBACK_UNCERTAINTY_THRESHOLD = 0.5
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -39,6 +44,11 @@ class ModelInfo:
     labels: tuple[str, ...]
     feature_config: FeatureConfig
     metadata: dict[str, str]
+
+    @property
+    def uncertainty_threshold(self) -> float:
+        """Answers with a calibrated confidence below this are flagged `uncertain`."""
+        return float(self.metadata.get("uncertainty_threshold", FALLBACK_UNCERTAINTY_THRESHOLD))
 
 
 def read_model_info(model_path: str | Path) -> ModelInfo:
@@ -93,12 +103,12 @@ class EmotionModel:
             raise ValueError(f"expected (n, {N_FRAMES}, {N_MFCC}) features, got {features.shape}")
         return self.session.run(None, {self.input_name: features.astype(np.float32, copy=False)})[0]
 
-    def analyse(self, source: Source, max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, Any]:
+    def analyse(self, source: Source, max_seconds: float = DEFAULT_MAX_SECONDS, top_k: int = 3) -> dict[str, Any]:
         """Decode, featurise and classify one recording; see `build_result` for the shape."""
         samples = load_audio(source, max_seconds=max_seconds)
         features, spans = clip_features(samples)
         probs = self.predict_features(features)
-        return build_result(probs, spans, samples.shape[0] / SAMPLE_RATE, self.info)
+        return build_result(probs, spans, samples.shape[0] / SAMPLE_RATE, self.info, top_k)
 
 
 def _label_probs(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
@@ -110,21 +120,29 @@ def build_result(
     spans: list[tuple[float, float]],
     duration_s: float,
     info: ModelInfo,
+    top_k: int = 3,
 ) -> dict[str, Any]:
     """The API's answer: whole-clip emotion from the mean of window probabilities.
 
-    Clips longer than one window also get `segments`, one per 4 s window.
+    `uncertain` says the calibrated confidence is below the model's threshold (chosen on
+    validation speakers; see the model card's risk-coverage table), `top_k` lists the
+    likeliest emotions. Clips longer than one window also get `segments`, one per 4 s
+    window, and `agreement`, the share of windows whose own answer is the clip's.
     """
     mean = window_probs.mean(axis=0)
-    best = int(mean.argmax())
+    order = np.argsort(-mean, kind="stable")
+    best = int(order[0])
     result: dict[str, Any] = {
         "emotion": info.labels[best],
         "confidence": round(float(mean[best]), 6),
+        "uncertain": bool(mean[best] < info.uncertainty_threshold),
+        "top_k": [{"emotion": info.labels[i], "probability": round(float(mean[i]), 6)} for i in order[:top_k]],
         "probabilities": _label_probs(info.labels, mean),
         "duration_s": round(duration_s, 3),
         "model": {"name": info.name, "version": info.version},
     }
     if len(spans) > 1:
+        result["agreement"] = round(float(np.mean(window_probs.argmax(axis=1) == best)), 4)
         result["segments"] = [
             {
                 "start": round(start, 3),

@@ -1,17 +1,31 @@
-"""The API's one error shape: {"error": {"code": "...", "message": "..."}}."""
+"""The API's one error body: {"error": {"code": "...", "message": "..."}}.
+
+Every refusal is a `ser.errors.InputError` raised where the problem is found; this module
+writes it, for route code (`error_response`) and for ASGI middleware that answers before
+any route runs (`send_error`).
+"""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+import json
+
+from starlette.responses import Response
+from starlette.types import Send
+
+from ser.errors import InputError
 
 
-class ApiError(Exception):
-    """A refusal the client caused; answered with `status` and the error shape."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+def error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
-def error_response(code: str, message: str, status: int, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(error: InputError, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_body(error.code, error.message), error.status, headers, media_type="application/json")
+
+
+async def send_error(send: Send, error: InputError, headers: tuple[tuple[bytes, bytes], ...] = ((b"connection", b"close"),)) -> None:
+    body = error_body(error.code, error.message)
+    await send({"type": "http.response.start", "status": error.status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ser.errors import InputError
+from serving.errors import error_body, error_response, send_error
+
 
 class BodyTooLarge(Exception):
     """Raised from `receive` once a streamed body passes the limit.
@@ -16,16 +19,6 @@ class BodyTooLarge(Exception):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the body exceeds the limit of {limit} bytes")
-
-
-async def send_error(send: Send, status: int, code: str, message: str,
-                     headers: tuple[tuple[bytes, bytes], ...] = ((b"connection", b"close"),)) -> None:  # fmt: skip
-    """The API's error shape, straight from ASGI middleware (before any route runs)."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:
@@ -39,8 +32,8 @@ class BodyLimitMiddleware:
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                return await send_error(send, 413, "too_large",
-                                        f"the body is {int(value)} bytes; the limit is {self.max_bytes} bytes")  # fmt: skip
+                return await send_error(send, InputError(
+                    "too_large", f"the body is {int(value)} bytes; the limit is {self.max_bytes} bytes", 413))
         received = 0
         started = False
 
@@ -62,13 +55,11 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge as e:
             if not started:
-                await send_error(send, 413, "too_large", str(e))
+                await send_error(send, InputError("too_large", str(e), 413))
 
 
 async def too_large_handler(request, exc: BodyTooLarge):
-    from serving.errors import error_response
-
-    return error_response("too_large", str(exc), 413, headers={"connection": "close"})
+    return error_response(InputError("too_large", str(exc), 413), headers={"connection": "close"})
 
 
 class ConcurrencyLimitMiddleware:
@@ -86,9 +77,9 @@ class ConcurrencyLimitMiddleware:
         if scope["type"] != "http" or scope.get("path") not in self.paths:
             return await self.app(scope, receive, send)
         if self.in_flight >= self.limit:
-            return await send_error(send, 429, "too_many_requests",
-                                    f"more than {self.limit} requests in flight; retry shortly",
-                                    headers=((b"retry-after", b"1"),))  # fmt: skip
+            return await send_error(send, InputError(
+                "too_many_requests", f"more than {self.limit} requests in flight; retry shortly", 429),
+                headers=((b"retry-after", b"1"),))  # fmt: skip
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
@@ -153,7 +144,7 @@ def _reshape(status: int, body: bytes, scope: Scope) -> bytes | None:
         if message in (HTTPStatus(status).phrase, "Method Not Allowed", "Not Found"):
             message = f"{message}: {scope.get('method')} {scope.get('path')}"
     code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_") if status in HTTPStatus._value2member_map_ else "error"
-    return json.dumps({"error": {"code": code, "message": str(message)[:2000]}}).encode()
+    return error_body(code, str(message)[:2000])
 
 
 async def _send_shaped(send: Send, start: Message, body: bytes, scope: Scope) -> None:
@@ -180,6 +171,7 @@ class JsonOnlyMiddleware:
         if scope["type"] == "http" and scope.get("path") in self.paths and scope.get("method") == "POST":
             ctype = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
             if ctype != b"application/json":
-                return await send_error(send, 415, "unsupported_media_type",
-                                        f"{scope['path']} takes application/json, not {ctype.decode('latin-1') or 'no content type'}")  # fmt: skip
+                return await send_error(send, InputError(
+                    "unsupported_media_type",
+                    f"{scope['path']} takes application/json, not {ctype.decode('latin-1') or 'no content type'}", 415))
         await self.app(scope, receive, send)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from serving.errors import ApiError
+from ser.errors import InputError
 
 MAX_PARTS = 8  # a predict request has one part; anything beyond a few is abuse
 
@@ -25,14 +25,14 @@ class Part:
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
-    """Split `body` into parts; ApiError(400) when the body isn't valid multipart."""
+    """Split `body` into parts; InputError(400) when the body isn't valid multipart."""
     ctype, options = parse_options_header(content_type)
     if ctype != b"multipart/form-data":
-        raise ApiError("unsupported_media_type",
+        raise InputError("unsupported_media_type",
                        "send the audio as multipart/form-data with a file field named 'audio'", 415)  # fmt: skip
     boundary = options.get(b"boundary")
     if not boundary:
-        raise ApiError("bad_multipart", "the multipart body has no boundary")
+        raise InputError("bad_multipart", "the multipart body has no boundary")
     parts: list[Part] = []
     headers: dict[bytes, bytes] = {}
     header_field = bytearray()
@@ -54,7 +54,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
 
     def on_headers_finished() -> None:
         if len(parts) >= MAX_PARTS:
-            raise ApiError("too_many_parts", f"the form has more than {MAX_PARTS} parts")
+            raise InputError("too_many_parts", f"the form has more than {MAX_PARTS} parts")
         _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         filename = disposition.get(b"filename")
@@ -72,8 +72,8 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         })  # fmt: skip
         parser.write(body)
         parser.finalize()
-    except ApiError:
+    except InputError:
         raise
     except Exception as e:  # python-multipart raises several types for malformed bodies
-        raise ApiError("bad_multipart", f"the multipart body is malformed ({e})") from e
+        raise InputError("bad_multipart", f"the multipart body is malformed ({e})") from e
     return parts

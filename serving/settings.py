@@ -30,10 +30,22 @@ class Settings:
     max_concurrency: int = int(_env("SER_MAX_CONCURRENCY", "64"))  # per worker process
     request_timeout_s: float = float(_env("SER_REQUEST_TIMEOUT_S", "60"))
     body_timeout_s: float = float(_env("SER_BODY_TIMEOUT_S", "30"))  # slow uploads are cut off
+    # Origins (comma-separated, e.g. "https://app.example.org") whose pages may call the
+    # API from a browser; empty: CORS off, the browser's same-origin rule applies.
+    cors_origins: tuple[str, ...] = tuple(o.strip() for o in _env("SER_CORS_ORIGINS", "").split(",") if o.strip())
 
     def __post_init__(self) -> None:
         if self.inference_mode not in {"batching", "direct"}:
             raise ValueError(f"SER_INFERENCE_MODE must be 'batching' or 'direct', not {self.inference_mode!r}")
+
+    @property
+    def http_config(self) -> dict:
+        """BentoML's `http` service config: CORS for the configured origins only."""
+        if not self.cors_origins:
+            return {"cors": {"enabled": False}}
+        return {"cors": {"enabled": True, "access_control_allow_origins": list(self.cors_origins),
+                         "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
+                         "access_control_allow_headers": ["content-type"], "access_control_max_age": 600}}  # fmt: skip
 
     @property
     def ort_threads(self) -> int:

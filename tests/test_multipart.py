@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.errors import ApiError
+from ser.errors import InputError
 from serving.multipart import parse_multipart
 
 
@@ -20,6 +20,6 @@ def test_one_part_in_memory():
 
 def test_boundary_over_256_characters_is_a_400():
     boundary = "b" * 300
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(InputError) as e:
         parse_multipart(form(boundary), f"multipart/form-data; boundary={boundary}")
     assert e.value.status == 400 and e.value.code == "bad_multipart"

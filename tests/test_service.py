@@ -137,11 +137,86 @@ def test_two_files(server, speech_clip):
     assert_error(requests.post(f"{server.url}/predict", files=files), 400, "too_many_files")
 
 
-def test_not_multipart(server, speech_clip):
-    r = requests.post(f"{server.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "audio/flac"})
+@pytest.mark.parametrize("ctype", ["audio/flac", "application/octet-stream", "audio/webm;codecs=opus"])
+def test_raw_body(server, speech_clip, ctype):
+    """curl --data-binary @clip.flac -H 'Content-Type: audio/flac': the same answer as the form."""
+    data = speech_clip.read_bytes()
+    r = requests.post(f"{server.url}/predict?top_k=2", data=data, headers={"content-type": ctype}, timeout=60)
+    assert r.status_code == 200, r.text
+    form = post(server, data, "a.flac", "audio/flac").json()
+    assert r.json()["probabilities"] == form["probabilities"] and len(r.json()["top_k"]) == 2
+
+
+def test_other_body_types_are_refused(server, speech_clip):
+    r = requests.post(f"{server.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "text/plain"})
     assert_error(r, 415, "unsupported_media_type")
+    # BentoML's own parsing would fetch a URL sent as JSON; this endpoint never does
     r = requests.post(f"{server.url}/predict", json={"audio": "https://example.com/a.wav"})
     assert_error(r, 415, "unsupported_media_type")
+
+
+def test_top_k_and_the_uncertain_flag(server, speech_clip):
+    data = speech_clip.read_bytes()
+    r = requests.post(f"{server.url}/predict", files={"audio": ("a.flac", data)}, data={"top_k": "5"}, timeout=60)
+    body = r.json()
+    ranked = [t["probability"] for t in body["top_k"]]
+    assert len(ranked) == 5 and ranked == sorted(ranked, reverse=True)
+    assert body["top_k"][0] == {"emotion": body["emotion"], "probability": body["confidence"]}
+    # this clip's answer is a coin toss (0.20): the flag must say so
+    assert body["confidence"] < 0.3 and body["uncertain"] is True
+    for bad in ("0", "9", "three"):
+        r = requests.post(f"{server.url}/predict?top_k={bad}", data=data, headers={"content-type": "audio/flac"})
+        assert_error(r, 400, "bad_parameter")
+    r = requests.post(f"{server.url}/predict?mode=x", data=data, headers={"content-type": "audio/flac"})
+    assert_error(r, 400, "bad_parameter")
+
+
+def test_bentoml_client_calls_predict_by_name(server, speech_clip, tmp_path):
+    """BentoML's own client finds `predict`, uploads a file and gets the typed answer."""
+    import bentoml
+
+    path = tmp_path / "clip.flac"
+    path.write_bytes(speech_clip.read_bytes())
+    with bentoml.SyncHTTPClient(server.url) as client:
+        assert "predict" in {e for e in client.endpoints}
+        body = client.predict(audio=path)
+        assert_result(body, duration=3.87)
+        assert len(client.predict(audio=path, top_k=1)["top_k"]) == 1
+        with pytest.raises(bentoml.exceptions.BentoMLException, match="unsupported_format"):
+            bad = tmp_path / "notes.txt"
+            bad.write_text("not audio " * 100)
+            client.predict(audio=bad)
+
+
+def test_openapi_documents_the_typed_predict(server):
+    doc = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+    post_op = doc["paths"]["/predict"]["post"]
+    assert {"multipart/form-data", "audio/*", "application/octet-stream"} <= set(post_op["requestBody"]["content"])
+    assert {"200", "400", "413", "415", "422"} <= set(post_op["responses"])
+    answer = post_op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {"uncertain", "top_k", "agreement", "segments"} <= set(answer["properties"])
+
+
+def test_cors_is_off_by_default(server):
+    r = requests.options(f"{server.url}/predict", headers={"origin": "https://app.example.org",
+                                                            "access-control-request-method": "POST"})  # fmt: skip
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_cors_for_configured_origins(tmp_path, speech_clip):
+    srv = start_server(tmp_path, {"SER_CORS_ORIGINS": "https://app.example.org"})
+    try:
+        pre = {"origin": "https://app.example.org", "access-control-request-method": "POST",
+               "access-control-request-headers": "content-type"}  # fmt: skip
+        r = requests.options(f"{srv.url}/predict", headers=pre, timeout=10)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.org"
+        r = requests.post(f"{srv.url}/predict", data=speech_clip.read_bytes(), timeout=60,
+                          headers={"origin": "https://app.example.org", "content-type": "audio/flac"})  # fmt: skip
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.org"
+        r = requests.options(f"{srv.url}/predict", headers={**pre, "origin": "https://evil.example"}, timeout=10)
+        assert "access-control-allow-origin" not in r.headers
+    finally:
+        stop_server(srv)
 
 
 def test_malformed_multipart(server):

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from ser.config import N_CLASSES, N_FRAMES, N_MFCC
+from ser.config import MODEL_NAME, N_CLASSES, N_FRAMES, N_MFCC
 from training.config import TrainConfig
 
 
@@ -65,7 +65,7 @@ def build_classifier(
     bodies = bodies or [build_body(cfg)]
     outputs = [body(x) for body in bodies]
     logits = outputs[0] if len(outputs) == 1 else layers.Average(name="ensemble_mean")(outputs)
-    return keras.Model(inputs, logits, name="ser_cnn_bilstm")
+    return keras.Model(inputs, logits, name=MODEL_NAME)
 
 
 def build_body(cfg: TrainConfig, name: str = "member0") -> keras.Model:

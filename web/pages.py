@@ -83,7 +83,8 @@ def render(path: str, context: dict[str, Any], static_links: bool = False) -> st
 
 
 def openapi_document(base: dict[str, Any]) -> dict[str, Any]:
-    """BentoML's generated spec plus /predict, which is a plain Starlette route."""
+    """BentoML's generated spec (typed `predict` included), plus what a schema can't say:
+    the raw-body alternative to the multipart upload and the one error shape."""
     doc = json.loads(json.dumps(base))
     # BentoML's description embeds badge images from img.shields.io: pages must work offline
     doc["info"] = {**doc.get("info", {}), "title": "Speech emotion recognition",
@@ -94,38 +95,22 @@ def openapi_document(base: dict[str, Any]) -> dict[str, Any]:
         "properties": {"error": {"type": "object", "required": ["code", "message"],
                                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
     }  # fmt: skip
-    probs = {"type": "object", "properties": {k: {"type": "number"} for k in LABELS}}
-    doc.setdefault("paths", {})["/predict"] = {
-        "post": {
-            "summary": "Emotion of one recording",
-            "description": "Upload WAV, FLAC, OGG/Vorbis or MP3 audio (any rate, any channels) as the multipart "
-            "field `audio`. Clips longer than 4 s also get per-window `segments`.",
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object", "required": ["audio"],
-                "properties": {"audio": {"type": "string", "format": "binary"}}}}}},
-            "responses": {
-                "200": {"description": "the emotion", "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "required": ["emotion", "confidence", "probabilities", "duration_s", "model"],
-                    "properties": {
-                        "emotion": {"type": "string", "enum": list(LABELS)},
-                        "confidence": {"type": "number"}, "probabilities": probs,
-                        "duration_s": {"type": "number"},
-                        "model": {"type": "object", "properties": {"name": {"type": "string"},
-                                                                   "version": {"type": "string"}}},
-                        "segments": {"type": "array", "items": {"type": "object", "properties": {
-                            "start": {"type": "number"}, "end": {"type": "number"},
-                            "emotion": {"type": "string"}, "confidence": {"type": "number"},
-                            "probabilities": probs}}},
-                    }}}}},
-                **{str(code): {"description": text, "content": {"application/json": {"schema": error}}}
-                   for code, text in [(400, "bad request: no file, empty, corrupt, malformed form"),
-                                      (405, "not POST"), (413, "upload or audio too large or too long"),
-                                      (415, "not multipart, or not a supported audio format"),
-                                      (422, "audio too short, silent, or with NaN/infinite samples"),
-                                      (429, "too many concurrent requests"), (503, "busy, retry")]},
-            },
-        }
+    post = doc.get("paths", {}).get("/predict", {}).get("post")
+    if post is None:
+        return doc
+    raw = {"schema": {"type": "string", "format": "binary"}}
+    post["requestBody"]["content"] |= {"audio/*": raw, "application/octet-stream": raw}
+    post["parameters"] = [{"name": "top_k", "in": "query", "required": False,
+                           "description": "with a raw body: how many of the likeliest emotions to list",
+                           "schema": {"type": "integer", "minimum": 1, "maximum": len(LABELS), "default": 3}}]  # fmt: skip
+    post["responses"] |= {
+        str(code): {"description": text, "content": {"application/json": {"schema": error}}}
+        for code, text in [(400, "bad request: no file, empty, corrupt, malformed form, bad parameter"),
+                           (405, "not POST"), (408, "the upload did not arrive in time"),
+                           (413, "upload or audio too large, too long or too costly to decode"),
+                           (415, "not a supported body type or audio format"),
+                           (422, "audio too short, silent, or with NaN/infinite samples"),
+                           (429, "too many concurrent requests"), (503, "busy, retry")]
     }  # fmt: skip
     return doc
 

@@ -1,0 +1,124 @@
+"""What POST /predict accepts: one recording, as the multipart file field `audio` or as
+the raw body (`Content-Type: audio/*` or `application/octet-stream`), and `top_k`.
+
+`PredictRequest` is the endpoint's BentoML input spec: its schema says `audio` is a file,
+so BentoML's clients and Swagger send one, but it reads the body itself. BentoML's own
+parsing would spool large uploads to temporary files, write file inputs to disk under the
+client's file name and fetch URLs sent as text; here the body is read in memory with the
+API's time limit, and every refusal becomes an `InputError` that the endpoint answers in
+the one error shape.
+"""
+
+from __future__ import annotations
+
+import anyio
+import bentoml
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
+from pydantic_core import core_schema
+from starlette.requests import ClientDisconnect, Request
+
+from ser.config import LABELS
+from ser.errors import InputError
+from serving.middleware import BodyTooLarge
+from serving.multipart import parse_multipart
+from serving.settings import SETTINGS
+
+FIELD = "audio"
+# raw bodies: what browsers, phones and scripts label audio with
+RAW_TYPES = ("audio/", "video/webm", "video/mp4", "video/ogg", "application/ogg", "application/octet-stream")
+
+
+class Recording:
+    """The uploaded bytes, or why the request was refused before they could be analysed."""
+
+    def __init__(self, data: bytes = b"", refusal: InputError | None = None) -> None:
+        self._data, self.refusal = data, refusal
+
+    def take(self) -> bytes:
+        """The bytes, handed over once: the request keeps no reference to the upload."""
+        data, self._data = self._data, b""
+        return data
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: object) -> Recording:
+            if isinstance(value, Recording):
+                return value
+            if isinstance(value, (bytes, bytearray)):
+                return cls(bytes(value))
+            raise ValueError("audio must be the file's bytes")
+
+        return core_schema.no_info_plain_validator_function(validate)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+        # "file" is what BentoML's clients read to send a multipart upload; OpenAPI (Swagger)
+        # reads the serialization form, a binary string
+        if handler.mode == "validation":
+            return {"type": "file", "format": "audio", "description": "the recording"}
+        return {"type": "string", "format": "binary", "description": "the recording"}
+
+
+class PredictRequest(bentoml.IODescriptor):
+    audio: Recording = Field(description="WAV, FLAC, AIFF, MP3, Ogg, WebM or MP4/M4A; any rate 8-192 kHz")
+    top_k: int = Field(3, ge=1, le=len(LABELS), description="how many of the likeliest emotions to list")
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: object) -> PredictRequest:
+        try:
+            return await parse_predict_request(request)
+        except InputError as refusal:
+            return cls.model_construct(audio=Recording(refusal=refusal), top_k=3)
+
+
+PredictRequest.multipart_fields = [FIELD]  # a file field for BentoML's clients and docs
+
+
+async def parse_predict_request(request: Request) -> PredictRequest:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fields: dict[str, str] = dict(request.query_params)
+    if ctype == "multipart/form-data":
+        body = await read_body(request, SETTINGS.body_timeout_s)
+        parts = parse_multipart(body, request.headers["content-type"])
+        del body
+        audio = [p for p in parts if p.name == FIELD]
+        if not audio:
+            got = ", ".join(sorted({repr(p.name) for p in parts})) or "none"
+            raise InputError("missing_file", f"no file field named '{FIELD}' in the form (fields sent: {got})")
+        if len(audio) > 1:
+            raise InputError("too_many_files", f"send exactly one file in the '{FIELD}' field, not {len(audio)}")
+        fields |= {p.name: p.data.decode("utf-8", "replace") for p in parts if p.name != FIELD}
+        data = bytes(audio[0].data)
+    elif ctype.startswith(RAW_TYPES):
+        data = await read_body(request, SETTINGS.body_timeout_s)
+    else:
+        raise InputError("unsupported_media_type",
+                         f"send the recording as multipart/form-data with a file field '{FIELD}', or as the raw "
+                         f"body with Content-Type audio/* or application/octet-stream (got {ctype or 'none'})", 415)  # fmt: skip
+    if not data:
+        raise InputError("empty_file", "the uploaded file is empty")
+    unknown = set(fields) - {"top_k"}
+    if unknown:
+        raise InputError("bad_parameter", f"unknown parameter(s) {sorted(unknown)}; the only one is top_k")
+    try:
+        return PredictRequest(audio=Recording(data), **fields)
+    except ValidationError as e:
+        problem = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise InputError("bad_parameter", problem) from None
+
+
+async def read_body(request: Request, timeout_s: float) -> bytes:
+    """The body, or 408 when it hasn't all arrived within `timeout_s` (a client trickling
+    bytes); 413 past the size limit (BodyLimitMiddleware raises it from `receive`)."""
+    chunks = []
+    try:
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                chunks.append(chunk)
+    except TimeoutError as e:
+        raise InputError("request_timeout", f"the upload did not arrive within {timeout_s:g} s", 408) from e
+    except ClientDisconnect as e:  # nobody to answer; end the request without a traceback
+        raise InputError("client_disconnected", "the client went away during the upload", 400) from e
+    except BodyTooLarge as e:
+        raise InputError("too_large", str(e), 413) from e
+    return b"".join(chunks)
