@@ -12,6 +12,7 @@ no librosa are imported here.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -24,6 +25,7 @@ from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
 from ser.errors import InputError
 from ser.inference import EmotionModel, build_result
 from serving.errors import error_response
+from serving.metrics import record_answer
 from serving.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
@@ -88,23 +90,28 @@ class SpeechEmotion:
         """
         if audio.refusal:
             return error_response(audio.refusal)
+        timings: dict[str, float] = {}
         try:
-            result = await self._analyse(audio.take(), top_k)
+            result = await self._analyse(audio.take(), top_k, timings)
         except InputError as e:
             return error_response(e, headers={"retry-after": "1"} if e.status == 503 else None)
+        record_answer(result, timings)
         return Prediction.model_validate(result)
 
-    async def _analyse(self, data: bytes, top_k: int) -> dict:
+    async def _analyse(self, data: bytes, top_k: int, timings: dict[str, float]) -> dict:
+        max_s = SETTINGS.max_audio_seconds
         if SETTINGS.inference_mode == "direct":  # decode, features and model in one thread hop
-            return await anyio.to_thread.run_sync(self.model.analyse, data, SETTINGS.max_audio_seconds, top_k)
-        features, spans, duration = await anyio.to_thread.run_sync(featurise, data, SETTINGS.max_audio_seconds)
+            return await anyio.to_thread.run_sync(self.model.analyse, data, max_s, top_k, timings)
+        features, spans, duration = await anyio.to_thread.run_sync(featurise, data, max_s, timings)
         del data  # the upload is not kept a moment longer than the analysis needs
+        start = time.perf_counter()
         try:
             probs = await self.to_async.classify_features([encode_features(features)])
         except Exception as e:  # the batching dispatcher shedding load, or its self-call failing
             if is_overload(e):
                 raise InputError("overloaded", "the server is busy; retry shortly", 503) from e
             raise
+        timings["model"] = time.perf_counter() - start  # batching wait and self-call included
         return build_result(np.asarray(probs[0], dtype=np.float32), spans, duration, self.model.info, top_k)
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)

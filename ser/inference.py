@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,11 +104,26 @@ class EmotionModel:
             raise ValueError(f"expected (n, {N_FRAMES}, {N_MFCC}) features, got {features.shape}")
         return self.session.run(None, {self.input_name: features.astype(np.float32, copy=False)})[0]
 
-    def analyse(self, source: Source, max_seconds: float = DEFAULT_MAX_SECONDS, top_k: int = 3) -> dict[str, Any]:
-        """Decode, featurise and classify one recording; see `build_result` for the shape."""
+    def analyse(
+        self,
+        source: Source,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+        top_k: int = 3,
+        timings: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Decode, featurise and classify one recording; see `build_result` for the shape.
+
+        `timings`, when given, receives the seconds spent decoding, on features and in the
+        model (the server's metrics and the benchmark's profile).
+        """
+        t0 = time.perf_counter()
         samples = load_audio(source, max_seconds=max_seconds)
+        t1 = time.perf_counter()
         features, spans = clip_features(samples)
+        t2 = time.perf_counter()
         probs = self.predict_features(features)
+        if timings is not None:
+            timings.update(decode=t1 - t0, features=t2 - t1, model=time.perf_counter() - t2)
         return build_result(probs, spans, samples.shape[0] / SAMPLE_RATE, self.info, top_k)
 
 

@@ -16,6 +16,10 @@ from ser.errors import InputError
 
 
 def error_body(code: str, message: str) -> bytes:
+    """Every error answer is written here, so every one is also counted (errors by code)."""
+    from serving.metrics import record_error
+
+    record_error(code)
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 

@@ -7,6 +7,7 @@ request's worker thread and none of this is needed.
 from __future__ import annotations
 
 import base64
+import time
 
 import numpy as np
 
@@ -32,9 +33,12 @@ def decode_features(text: str, frames: int, coeffs: int) -> np.ndarray:
     return features
 
 
-def featurise(data: bytes, max_seconds: float) -> tuple[np.ndarray, list[tuple[float, float]], float]:
+def featurise(data: bytes, max_seconds: float, timings: dict[str, float]) -> tuple[np.ndarray, list[tuple[float, float]], float]:
+    start = time.perf_counter()
     samples = load_audio(data, SAMPLE_RATE, max_seconds)
+    decoded = time.perf_counter()
     features, spans = clip_features(samples)
+    timings.update(decode=decoded - start, features=time.perf_counter() - decoded)
     return features, spans, samples.shape[0] / SAMPLE_RATE
 
 

@@ -303,3 +303,16 @@ def test_upload_never_written_to_disk(server, speech_clip, tmp_path):
         for _, _, files in os.walk(root):
             assert not any(marker in f for f in files)
     assert marker not in server.log.read_text()  # nor in the logs
+
+
+def test_application_metrics(server, speech_clip):
+    """Answers by emotion and uncertainty, audio length, errors by code, time per stage."""
+    body = post(server, speech_clip.read_bytes(), "a.flac", "audio/flac").json()
+    post(server, b"not audio at all" * 10, "x.bin", "application/octet-stream")
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    uncertain = str(body["uncertain"]).lower()
+    assert f'ser_predictions_total{{emotion="{body["emotion"]}",uncertain="{uncertain}"}}' in text
+    assert 'ser_errors_total{code="unsupported_format"}' in text
+    assert "ser_audio_duration_seconds_count" in text
+    for stage in ("decode", "features", "model"):
+        assert f'ser_stage_seconds_count{{stage="{stage}"}}' in text
