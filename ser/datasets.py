@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ser.config import LABELS
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".webm", ".m4a", ".mp4", ".aac"}
 
 
 @dataclass(frozen=True)

@@ -40,3 +40,27 @@ def test_folder_to_csv_and_jsonl(ravdess_root, tmp_path):
 def test_table_output(speech_clip):
     out = run(speech_clip)
     assert out.returncode == 0 and speech_clip.name in out.stdout
+
+
+def test_missing_file_output_file_top_k_and_workers(ravdess_root, tmp_path):
+    clips = sorted((ravdess_root / "Actor_09").glob("*.flac"))[:4]
+    out_file = tmp_path / "out.jsonl"
+    out = run(*clips, tmp_path / "nope.wav", "--format", "jsonl", "-o", out_file, "--top-k", "2", "-j", "2")
+    assert out.returncode == 1 and out.stdout == ""
+    assert "4 of 5 files analysed" in out.stderr
+    lines = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [line["path"] for line in lines] == [str(p) for p in [*clips, tmp_path / "nope.wav"]]  # input order
+    assert all(len(line["top_k"]) == 2 for line in lines[:4])
+    assert lines[4]["error"] == {"code": "missing_file", "message": "no such file"}
+    # the same answers with one worker
+    one = run(*clips, "--format", "jsonl", "--top-k", "2")
+    assert [json.loads(line)["probabilities"] for line in one.stdout.splitlines()] == [line["probabilities"] for line in lines[:4]]
+
+
+def test_browser_recording_by_suffix(speech_clip, tmp_path):
+    from tests.audio_factory import encode_ffmpeg, read_mono
+
+    (tmp_path / "memo.m4a").write_bytes(encode_ffmpeg(*read_mono(speech_clip), "m4a-aac"))
+    (tmp_path / "note.webm").write_bytes(encode_ffmpeg(*read_mono(speech_clip), "webm-opus"))
+    out = run(tmp_path, "--format", "csv")
+    assert out.returncode == 0 and "memo.m4a" in out.stdout and "note.webm" in out.stdout
