@@ -2,7 +2,7 @@
 
     locust -f loadtests/locustfile.py --headless -u 16 -r 4 -t 60s --host http://localhost:3000
 
-Clips come from SER_DATA_DIR (default ../shared/data): original FLAC, 48 kHz and 16 kHz
+Clips come from SER_DATA_DIR (default ../shared/data; a generated voice without it): FLAC, 48 kHz and 16 kHz
 stereo WAV, MP3, OGG and a 12 s WAV with segments. Any non-200 answer, or a 200 without an
 emotion, counts as a failure; locust then exits with status 1.
 """

@@ -41,15 +41,19 @@
       return;
     }
     $("status").textContent = "Done.";
-    draw(data);
+    draw(data, name);
   }
 
   function pct(x) { return (100 * x).toFixed(1) + " %"; }
 
-  function draw(data) {
-    $("emotion").textContent = data.emotion;
-    $("emotion").style.color = LABEL_COLORS[data.emotion] || "inherit";
-    $("confidence").textContent = `(${pct(data.confidence)} confidence)`;
+  function draw(data, name) {
+    // An uncertain answer is shown as a short list, not one large label
+    $("emotion").textContent = data.uncertain ? "Unsure:" : data.emotion;
+    $("emotion").style.color = data.uncertain ? "inherit" : (LABEL_COLORS[data.emotion] || "inherit");
+    $("confidence").textContent = data.uncertain
+      ? data.top_k.map((t) => `${t.emotion} ${pct(t.probability)}`).join(", ")
+      : `(${pct(data.confidence)} confidence)`;
+    $("result").classList.toggle("uncertain", Boolean(data.uncertain));
     const bars = $("bars");
     bars.replaceChildren();
     const entries = Object.entries(data.probabilities).sort((a, b) => b[1] - a[1]);
@@ -75,6 +79,10 @@
     }
     const segments = data.segments || [];
     $("timeline-wrap").hidden = segments.length === 0;
+    // a long recording leads with its timeline; the average follows, with how many windows agree
+    $("result").classList.toggle("long", segments.length > 0);
+    $("agreement").textContent = segments.length
+      ? `Over the whole recording (${Math.round(100 * data.agreement)} % of the windows agree):` : "";
     const timeline = $("timeline");
     timeline.replaceChildren();
     for (const s of segments) {
@@ -88,7 +96,7 @@
       block.setAttribute("aria-label", block.title);
       timeline.appendChild(block);
     }
-    $("meta").textContent = `${data.duration_s.toFixed(2)} s of audio · model ${data.model.name} ${data.model.version}`;
+    $("meta").textContent = `${name}: ${data.duration_s.toFixed(2)} s of audio · model ${data.model.name} ${data.model.version}`;
     $("result").hidden = false;
   }
 
@@ -99,31 +107,13 @@
     send(file, file.name);
   });
 
-  // Microphone: capture raw samples and encode a 16-bit PCM WAV in the page.
+  // Microphone: the browser's own recorder and format (WebM/Opus in Chromium and Firefox,
+  // MP4/AAC in Safari), which the server decodes as it is.
   let recording = null;
   const MAX_SECONDS = 30;
 
-  function encodeWav(chunks, rate) {
-    const length = chunks.reduce((n, c) => n + c.length, 0);
-    const buffer = new ArrayBuffer(44 + 2 * length);
-    const view = new DataView(buffer);
-    const writeText = (offset, text) => { for (let i = 0; i < text.length; i++) view.setUint8(offset + i, text.charCodeAt(i)); };
-    writeText(0, "RIFF"); view.setUint32(4, 36 + 2 * length, true); writeText(8, "WAVE");
-    writeText(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
-    view.setUint32(24, rate, true); view.setUint32(28, rate * 2, true); view.setUint16(32, 2, true); view.setUint16(34, 16, true);
-    writeText(36, "data"); view.setUint32(40, 2 * length, true);
-    let offset = 44;
-    for (const chunk of chunks) {
-      for (let i = 0; i < chunk.length; i++, offset += 2) {
-        const s = Math.max(-1, Math.min(1, chunk[i]));
-        view.setInt16(offset, s < 0 ? s * 0x8000 : s * 0x7fff, true);
-      }
-    }
-    return new Blob([view], { type: "audio/wav" });
-  }
-
   async function startRecording() {
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) {
       showError("This browser cannot record audio here (recording needs https or localhost).");
       return;
     }
@@ -134,35 +124,35 @@
       showError("Microphone not available: " + e.message);
       return;
     }
-    const context = new AudioContext();
-    const source = context.createMediaStreamSource(stream);
-    const processor = context.createScriptProcessor(4096, 1, 1);
+    const recorder = new MediaRecorder(stream);
     const chunks = [];
-    processor.onaudioprocess = (e) => {
-      chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
-      const seconds = chunks.length * 4096 / context.sampleRate;
+    const started = performance.now();
+    recorder.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
+    recorder.onstop = () => {
+      stream.getTracks().forEach((t) => t.stop());
+      const type = recorder.mimeType || "audio/webm";
+      send(new Blob(chunks, { type }), type.includes("mp4") ? "recording.m4a" : "recording.webm");
+    };
+    const tick = setInterval(() => {
+      const seconds = (performance.now() - started) / 1000;
       $("record-status").textContent = `Recording… ${seconds.toFixed(0)} s`;
       if (seconds >= MAX_SECONDS) stopRecording();
-    };
-    source.connect(processor);
-    processor.connect(context.destination);
-    recording = { stream, context, processor, chunks };
+    }, 250);
+    recorder.start(500);
+    recording = { recorder, tick };
     $("record").textContent = "Stop and analyse";
     $("record").setAttribute("aria-pressed", "true");
   }
 
   function stopRecording() {
     if (!recording) return;
-    const { stream, context, processor, chunks } = recording;
+    const { recorder, tick } = recording;
     recording = null;
-    processor.disconnect();
-    stream.getTracks().forEach((t) => t.stop());
-    const blob = encodeWav(chunks, context.sampleRate);
-    context.close();
+    clearInterval(tick);
+    recorder.stop();
     $("record").textContent = "Record from microphone";
     $("record").setAttribute("aria-pressed", "false");
     $("record-status").textContent = "";
-    send(blob, "recording.wav");
   }
 
   $("record").addEventListener("click", () => (recording ? stopRecording() : startRecording()));
