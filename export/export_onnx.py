@@ -110,6 +110,8 @@ def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, versi
         "license": model_card.model_licence(json.loads((run / "data.json").read_text()).get("corpora", [])),
         "weights": "float32",
     }  # fmt: skip
+    if "uncertainty_threshold" in run_metrics:  # chosen on the validation speakers
+        meta["uncertainty_threshold"] = json.dumps(round(float(run_metrics["uncertainty_threshold"]), 4))
     if evaluation:
         meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"})
     if notes:

@@ -99,6 +99,9 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
         # the uncertain flag with the threshold this fold chose on its validation speakers
         "uncertainty": metrics.risk_coverage(r.extra["test_y"], r.extra["test_probs"], r.uncertainty_threshold)
         | {"target_accuracy": cfg.confident_accuracy},
+        # clip-level answers, so the flag can be re-scored at another target without training
+        "clip_predictions": {k: np.round(np.asarray(r.extra[k]), 5).tolist()
+                             for k in ("val_y", "val_probs", "test_y", "test_probs")},
         "history": r.history,  # test_ua per epoch is a record only; weights are chosen without it
         "member_history": r.extra.get("member_history"),
     }  # fmt: skip
@@ -228,6 +231,14 @@ def views_summary(folds: list[dict]) -> dict:
     return out
 
 
+def uncertainty_of_fold(fold: dict, target: float) -> dict:
+    """The uncertain flag on a fold's test speakers, its threshold chosen on its validation
+    speakers for `target` accuracy, from the clip-level answers the fold saved."""
+    p = {k: np.asarray(v) for k, v in fold["clip_predictions"].items()}
+    threshold = metrics.confident_threshold(p["val_y"], p["val_probs"], target)
+    return metrics.risk_coverage(p["test_y"], p["test_probs"], threshold)
+
+
 def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
     """evaluation.json from every part saved in `out`."""
     result = dict(header)
@@ -237,19 +248,21 @@ def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
         result["speaker_cv"] = {
             "protocol": cv_protocol(k, n_val, header.get("config", {})),
             "folds_run": f"{len(folds)} of {k}",
-            "folds": folds,
+            "folds": [{k: v for k, v in f.items() if k != "clip_predictions"} for f in folds],
             "summary": mean_std([f["test"] for f in folds]),
             "summary_uncalibrated": mean_std([f["test_uncalibrated"] for f in folds]),
             "per_class": per_class_from_confusion(confusion),
             "confusion": confusion.tolist(),
             "by_view": views_summary(folds),
         }
-        rc = [f["uncertainty"] for f in folds if "uncertainty" in f]
+        target = float(header.get("config", {}).get("confident_accuracy", 0.5))
+        rc = [uncertainty_of_fold(f, target) for f in folds if "clip_predictions" in f]
         if rc:
             result["speaker_cv"]["uncertainty"] = {
                 "protocol": "per fold, the threshold is chosen on that fold's validation speakers "
                 "(lowest confidence at which their answers were right at least the target share of the "
                 "time) and applied to its test speakers; accuracy = share of clips whose top emotion is right",
+                "target_accuracy": target,
                 "folds": len(rc),
                 **{k: {"mean": float(np.mean([r[k] for r in rc if r[k] is not None])),
                        "std": float(np.std([r[k] for r in rc if r[k] is not None]))}

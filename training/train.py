@@ -248,6 +248,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     y_val = _clip_labels(val)
     val_probs = metrics.clip_probabilities(val_logits, val.clip, temperature)[1]
     val_report, val_confusion = metrics.report(y_val, val_probs)
+    clip_predictions = {"val_y": y_val, "val_probs": val_probs}
     result = FitResult(
         inference_model=build_inference_model(model, temperature),
         temperature=temperature,
@@ -265,6 +266,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         },  # fmt: skip
     )
     result.logits_model = model
+    result.extra |= clip_predictions
     result.extra["member_val_speakers"] = [sorted({store.clips[i].speaker for i in v}) for _, v in plans]
     if len(monitors) > 1:
         result.extra["member_history"] = [m.history for m in monitors]
