@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
 from ser.errors import InputError
 from ser.inference import EmotionModel, build_result
+from serving import bentoml_patches
 from serving.errors import error_response
 from serving.metrics import record_answer
 from serving.middleware import (
@@ -31,7 +32,8 @@ from serving.middleware import (
     BodyTooLarge,
     ConcurrencyLimitMiddleware,
     ErrorShapeMiddleware,
-    JsonOnlyMiddleware,
+    FeaturesBodyMiddleware,
+    SecurityHeadersMiddleware,
     too_large_handler,
 )
 from serving.model_import import MODEL_FILE
@@ -40,6 +42,8 @@ from serving.request import PredictRequest, Recording
 from serving.schema import Prediction
 from serving.settings import SETTINGS
 from web import pages
+
+bentoml_patches.install()  # bounded metric labels, a safe access log (see the module)
 
 
 def _service() -> SpeechEmotion:
@@ -136,11 +140,12 @@ class SpeechEmotion:
         return out
 
 
-# Listed outermost first: one error shape for BentoML's own answers and Starlette's 404/405,
-# then the public concurrency cap, then the body limit. BentoML's own max_concurrency
-# (above) is a looser backstop.
+# Listed outermost first: security headers on everything, one error shape for BentoML's
+# own answers and Starlette's 404/405, the public concurrency cap, the body limit, then
+# /classify_features's body check. BentoML's own max_concurrency (above) is a looser backstop.
+SpeechEmotion.add_asgi_middleware(SecurityHeadersMiddleware)
 SpeechEmotion.add_asgi_middleware(ErrorShapeMiddleware)
 SpeechEmotion.add_asgi_middleware(ConcurrencyLimitMiddleware, limit=SETTINGS.max_concurrency)
 SpeechEmotion.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_upload_bytes)
-SpeechEmotion.add_asgi_middleware(JsonOnlyMiddleware, paths=("/classify_features",))
+SpeechEmotion.add_asgi_middleware(FeaturesBodyMiddleware, path="/classify_features", timeout_s=SETTINGS.body_timeout_s)
 

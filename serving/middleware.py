@@ -87,7 +87,7 @@ class ConcurrencyLimitMiddleware:
             self.in_flight -= 1
 
 
-_PASS_THROUGH = ("/docs", "/static", "/static_content")
+_PASS_THROUGH = ("/docs", "/static_content")  # Swagger UI's own files
 
 
 class ErrorShapeMiddleware:
@@ -160,18 +160,108 @@ async def _send_shaped(send: Send, start: Message, body: bytes, scope: Scope) ->
     await send({"type": "http.response.body", "body": out})
 
 
-class JsonOnlyMiddleware:
-    """BentoML's endpoints also parse multipart and pickle bodies, and a multipart header
-    without a boundary makes them answer 500; ours take JSON only, so say 415 up front."""
+class FeaturesBodyMiddleware:
+    """The batchable /classify_features endpoint's body, checked before BentoML sees it.
 
-    def __init__(self, app: ASGIApp, paths: tuple[str, ...]) -> None:
-        self.app, self.paths = app, paths
+    BentoML's endpoints parse multipart and pickle bodies too, read bodies without a time
+    limit (a body trickled a byte every 2 s got 504 after 60 s) and log every refusal as
+    an ERROR with a traceback. This reads the body within the body timeout (else 408),
+    takes JSON only (415) of the endpoint's shape with whole finite windows (400), and
+    replays the checked body to BentoML.
+    """
+
+    def __init__(self, app: ASGIApp, path: str, timeout_s: float) -> None:
+        self.app, self.path, self.timeout_s = app, path, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") in self.paths and scope.get("method") == "POST":
-            ctype = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
-            if ctype != b"application/json":
-                return await send_error(send, InputError(
-                    "unsupported_media_type",
-                    f"{scope['path']} takes application/json, not {ctype.decode('latin-1') or 'no content type'}", 415))
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope.get("path") != self.path or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        ctype = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            return await send_error(send, InputError(
+                "unsupported_media_type",
+                f"{self.path} takes application/json, not {ctype.decode('latin-1') or 'no content type'}", 415))
+        try:
+            body = await _read_all(receive, self.timeout_s)
+            _check_features(body)
+        except InputError as e:
+            return await send_error(send, e)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _read_all(receive: Receive, timeout_s: float) -> bytes:
+    import anyio
+
+    chunks = []
+    try:
+        with anyio.fail_after(timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise InputError("client_disconnected", "the client went away during the upload", 400)
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError as e:
+        raise InputError("request_timeout", f"the body did not arrive within {timeout_s:g} s", 408) from e
+    except BodyTooLarge as e:
+        raise InputError("too_large", str(e), 413) from e
+
+
+def _check_features(body: bytes) -> None:
+    from ser.config import N_FRAMES, N_MFCC
+    from serving.predict import decode_features
+
+    try:
+        data = json.loads(body)
+    except ValueError as e:
+        raise InputError("bad_json", f"the body is not JSON ({e})") from None
+    items = data.get("features") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(f, str) for f in items) or set(data) != {"features"}:
+        raise InputError("bad_features", 'send {"features": [base64 float32 windows, ...]}')
+    for f in items:
+        try:
+            decode_features(f, N_FRAMES, N_MFCC)
+        except (ValueError, TypeError) as e:
+            raise InputError("bad_features", str(e)) from None
+
+
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    # the pages load only their own scripts and styles (Swagger UI sets inline styles) and
+    # may not be framed: /demo asks for the microphone
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                 b"media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"permissions-policy", b"microphone=(self), camera=(), geolocation=()"),
+)  # fmt: skip
+
+
+class SecurityHeadersMiddleware:
+    """Headers that stop sniffing, framing and foreign scripts, on every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,94 @@
+"""Two of BentoML's own middlewares, made safe against what strangers send.
+
+BentoML puts its HTTP metrics and access log outside every middleware a service adds, so
+they see requests before we can refuse them, and both take the raw request as it came:
+- **Metrics** are labelled with the raw URL path: 3,000 requests to random paths took
+  `/metrics` from 13 KB to 13 MB and a scrape past Prometheus's timeout. Here the label is
+  the route (`/predict`, `/static/{file}`), and any path the service doesn't have is
+  counted as `/{other}`.
+- **The access log** decodes the request's Content-Type as UTF-8 only after the response
+  headers are sent, so one non-UTF-8 byte cost every route its body; and it writes the
+  decoded path raw, so `%0a` and `%1b` forged log lines and terminal escapes. Here it
+  gets the path and headers with control and non-ASCII bytes escaped.
+
+Both see a copy of the request made for them (`shown`); the application behind them gets
+the request as it came. `install()` replaces the two classes where BentoML looks them up
+when it builds the app, so it must run when the service module is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+ROUTES = frozenset({
+    "/", "/predict", "/classify_features", "/model", "/technical", "/demo", "/about", "/docs", "/openapi.json",
+    "/docs.json", "/schema.json", "/livez", "/readyz", "/healthz", "/metrics",
+})  # fmt: skip
+PREFIXES = ("/static/", "/static_content/")
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+_ORIGINAL = "ser.original_scope"
+
+
+def route_label(path: str) -> str:
+    if path in ROUTES:
+        return path
+    for prefix in PREFIXES:
+        if path.startswith(prefix):
+            return prefix + "{file}"
+    return "/{other}"
+
+
+def printable(text: str) -> str:
+    """Control and non-ASCII characters as \\xNN escapes: one request, one log line."""
+    return _UNSAFE.sub(lambda m: "".join(f"\\x{b:02x}" for b in m.group().encode("utf-8", "surrogateescape")), text)
+
+
+def _safe_header(value: bytes) -> bytes:
+    return printable(value.decode("latin-1")).encode("ascii")
+
+
+class _Original:
+    """Hands the application the request as it came, not the copy shown to the middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope.get(_ORIGINAL, scope), receive, send)
+
+
+def _showing(base: type, shown: Callable[[Scope], Scope]) -> type:
+    class Shown(base):
+        def __init__(self, app: ASGIApp, *args, **kwargs) -> None:
+            super().__init__(_Original(app), *args, **kwargs)
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] not in ("http", "websocket"):
+                return await super().__call__(scope, receive, send)
+            await super().__call__({**shown(scope), _ORIGINAL: scope}, receive, send)
+
+    Shown.__name__ = Shown.__qualname__ = f"Safe{base.__name__}"
+    return Shown
+
+
+def _for_metrics(scope: Scope) -> Scope:
+    return {**scope, "path": route_label(scope["path"])}
+
+
+def _for_access_log(scope: Scope) -> Scope:
+    headers = [(k, _safe_header(v)) for k, v in scope.get("headers", [])]
+    return {**scope, "path": printable(scope["path"]), "headers": headers}
+
+
+def install() -> None:
+    from bentoml._internal.server.http import access, instruments
+
+    if not getattr(instruments.RunnerTrafficMetricsMiddleware, "_ser_safe", False):
+        instruments.RunnerTrafficMetricsMiddleware = _showing(instruments.RunnerTrafficMetricsMiddleware, _for_metrics)
+        instruments.RunnerTrafficMetricsMiddleware._ser_safe = True
+    if not getattr(access.AccessLogMiddleware, "_ser_safe", False):
+        access.AccessLogMiddleware = _showing(access.AccessLogMiddleware, _for_access_log)
+        access.AccessLogMiddleware._ser_safe = True
