@@ -52,7 +52,7 @@ def _service() -> SpeechEmotion:
 
 app = Starlette(
     routes=pages.routes(
-        get_info=lambda: _service().model.info,
+        get_model=lambda: _service().model,
         get_model_dir=lambda: Path(_service().bento_model.path),
         get_openapi=lambda: SpeechEmotion.openapi_spec.asdict(),
     ),

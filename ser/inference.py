@@ -26,11 +26,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO_ROOT / "model_store" / f"{MODEL_NAME}.onnx"
 
 
-def available_providers(prefer_gpu: bool = True) -> list[str]:
+def available_providers() -> list[str]:
     """CUDA first when onnxruntime-gpu sees a GPU, CPU always as the fallback."""
     have = ort.get_available_providers()
-    wanted = (["CUDAExecutionProvider"] if prefer_gpu else []) + ["CPUExecutionProvider"]
-    return [p for p in wanted if p in have]
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have]
 
 
 # For models exported before a threshold was chosen on validation speakers: below 0.5, a
@@ -96,6 +95,7 @@ class EmotionModel:
 
     @property
     def provider(self) -> str:
+        """The execution provider in use (CUDA or CPU), shown by GET /model."""
         return self.session.get_providers()[0]
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:

@@ -49,8 +49,9 @@ class Settings:
 
     @property
     def ort_threads(self) -> int:
-        """onnxruntime threads per worker: cores / workers, so workers don't fight."""
-        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+        """onnxruntime threads per worker: SER_ORT_THREADS, or cores / workers so that
+        workers don't fight over cores."""
+        return int(_env("SER_ORT_THREADS", "0")) or max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
 
 SETTINGS = Settings()

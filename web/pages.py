@@ -24,7 +24,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ser.config import EVALUATION_VIEWS, LABELS
-from ser.inference import REPO_ROOT, ModelInfo, metadata_json, normalisation_text
+from ser.errors import InputError
+from ser.inference import REPO_ROOT, EmotionModel, ModelInfo, metadata_json, normalisation_text
+from serving.errors import error_response
 
 WEB = Path(__file__).resolve().parent
 BENCHMARK_JSON = REPO_ROOT / "loadtests" / "results" / "benchmark.json"
@@ -125,13 +127,13 @@ DOCS_HTML = """<!DOCTYPE html>
 
 
 def routes(
-    get_info: Callable[[], ModelInfo], get_model_dir: Callable[[], Path], get_openapi: Callable[[], dict]
+    get_model: Callable[[], EmotionModel], get_model_dir: Callable[[], Path], get_openapi: Callable[[], dict]
 ) -> list:
     """Starlette routes for the pages; getters resolve the served model lazily."""
 
     def page(path: str):
         async def endpoint(request: Request) -> Response:
-            return HTMLResponse(render(path, page_context(get_info(), get_model_dir())))
+            return HTMLResponse(render(path, page_context(get_model().info, get_model_dir())))
 
         return endpoint
 
@@ -139,14 +141,16 @@ def routes(
         name = request.path_params["name"]
         path = get_model_dir() / name
         if name not in MODEL_FILES or not path.exists():
-            return JSONResponse({"error": {"code": "not_found", "message": f"no model file {name!r}"}}, 404)
+            return error_response(InputError("not_found", f"no model file {name!r}", 404))
         if name.endswith(".md"):
             return PlainTextResponse(path.read_text(), media_type="text/markdown; charset=utf-8")
         return FileResponse(path)
 
     async def model_info(request: Request) -> Response:
-        info = get_info()
+        model = get_model()
+        info = model.info
         return JSONResponse({"name": info.name, "version": info.version, "labels": list(info.labels),
+                             "uncertainty_threshold": info.uncertainty_threshold, "provider": model.provider,
                              "feature_config": json.loads(info.feature_config.to_json())})  # fmt: skip
 
     async def openapi(request: Request) -> Response:
