@@ -2,14 +2,19 @@
 
     python -m loadtests.benchmark [--seconds 20] [--data PATH] [--skip-configs]
 
-1. The request path in-process: decode, resample, features (numpy vs librosa), model.
-2. Model time per batch size, and its effective GFLOP/s against a float32 matrix-product
+The headline clip is 5.0 s of speech as a 48 kHz 16-bit WAV (two model windows).
+1. The request path in-process on it: decode, resample, features (numpy vs librosa), model.
+2. Cost by clip length, in-process, per stage: 1 s to 10 min.
+3. Model time per batch size, and its effective GFLOP/s against a float32 matrix-product
    rate measured in the same run.
-3. Closed-loop load, 1 and 8 clients: the seed-style baseline (loadtests/baseline_server.py)
-   against this service, with ratios.
-4. Serving configurations at 8 clients: 1 or 2 workers, direct onnxruntime or BentoML's
+4. Closed-loop load, 1 and 8 clients, clips of 1, 5 and 30 s: the seed-style baseline
+   (loadtests/baseline_server.py) against this service, with ratios.
+5. This service from 1 to 64 concurrent clients on the 5 s clip, and where a request's
+   time goes (in-process stages against the 1-client latency).
+6. Serving configurations at 8 clients: 1 or 2 workers, direct onnxruntime or BentoML's
    adaptive batching.
-Writes loadtests/results/benchmark.json and benchmark.png.
+Writes loadtests/results/benchmark.json and benchmark.png. Runs without the corpus on a
+generated voice of the same lengths (loadtests/clips.py).
 """
 
 from __future__ import annotations
@@ -120,20 +125,58 @@ def model_scaling(model_path: Path) -> dict:
     return {"gflop_per_window": flop, "rows": rows, "numpy_float32_matmul_1024": matmul}
 
 
-def load_section(wav: bytes, seconds: float, tmp: Path, configs: bool) -> tuple[list[dict], list[dict]]:
-    payload = ("clip.wav", wav, "audio/wav")
+LENGTHS_S = (1.0, 5.0, 30.0)  # clips the servers are loaded with
+PROFILE_LENGTHS_S = (1.0, 5.0, 30.0, 120.0, 600.0)  # in-process cost by length
+CONCURRENCY = (1, 2, 4, 8, 16, 32, 64)
+HEADLINE_S = 5.0
+
+
+def cost_by_length(model: EmotionModel, data_dir: Path) -> list[dict]:
+    """Median ms per stage of `EmotionModel.analyse` for clips of 1 s to 10 min."""
     rows = []
+    with threadpool_limits(1, user_api="blas"):
+        for seconds in PROFILE_LENGTHS_S:
+            wav = bench_wav(seconds, data_dir)
+            n = max(3, int(200 / seconds))
+            stages: dict[str, list[float]] = {"decode": [], "features": [], "model": []}
+            for i in range(n + 2):
+                timings: dict[str, float] = {}
+                model.analyse(wav, top_k=3, timings=timings)
+                if i >= 2:  # warm-up
+                    for k, v in timings.items():
+                        stages[k].append(1000 * v)
+            row = {"seconds": seconds, **{f"{k}_ms": float(np.median(v)) for k, v in stages.items()}}
+            row["total_ms"] = row["decode_ms"] + row["features_ms"] + row["model_ms"]
+            row["ms_per_audio_second"] = row["total_ms"] / seconds
+            rows.append(row)
+            print(f"{seconds:>5.0f} s: decode {row['decode_ms']:.2f} ms, features {row['features_ms']:.2f}, "
+                  f"model {row['model_ms']:.2f}; {row['ms_per_audio_second']:.2f} ms per second of audio")  # fmt: skip
+    return rows
+
+
+def load_section(clips: dict[float, bytes], seconds: float, tmp: Path, configs: bool) -> tuple[list[dict], list[dict], list[dict]]:
+    rows, scaling = [], []
     for name, start in [("baseline (Flask + librosa + Keras)", lambda: start_baseline(tmp)),
                         ("this service (BentoML + numpy + onnxruntime)", lambda: start_service(tmp))]:  # fmt: skip
         server = start()
         try:
-            for clients in (1, 8):
-                r = closed_loop(server.url + "/predict", payload, clients, seconds).summary()
-                rows.append({"server": name, **r})
-                print(f"{name}, {clients} clients: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, failures {r['failures']}")
+            for length, wav in clips.items():
+                for clients in (1, 8):
+                    r = closed_loop(server.url + "/predict", ("clip.wav", wav, "audio/wav"), clients, seconds).summary()
+                    rows.append({"server": name, "clip_s": length, **r})
+                    print(f"{name}, {length:g} s clip, {clients} clients: {r['rps']:.1f} req/s, "
+                          f"p50 {r['p50_ms']:.1f} ms, failures {r['failures']}")  # fmt: skip
+            if name.startswith("this"):
+                payload = ("clip.wav", clips[HEADLINE_S], "audio/wav")
+                for clients in CONCURRENCY:
+                    r = closed_loop(server.url + "/predict", payload, clients, max(5.0, seconds / 2)).summary()
+                    scaling.append(r)
+                    print(f"{clients:>3} clients: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
+                          f"p99 {r['p99_ms']:.1f} ms, failures {r['failures']}")  # fmt: skip
         finally:
             server.stop()
     config_rows = []
+    payload = ("clip.wav", clips[HEADLINE_S], "audio/wav")
     if configs:
         for workers in (1, 2):
             for mode in ("direct", "batching"):
@@ -144,7 +187,7 @@ def load_section(wav: bytes, seconds: float, tmp: Path, configs: bool) -> tuple[
                     server.stop()
                 config_rows.append({"workers": workers, "mode": mode, **r})
                 print(f"workers {workers}, {mode}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms")
-    return rows, config_rows
+    return rows, scaling, config_rows
 
 
 def plot(result: dict, path: Path) -> None:
@@ -153,21 +196,27 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for server in dict.fromkeys(r["server"] for r in result["load"]):
-        rows = [r for r in result["load"] if r["server"] == server]
-        a.bar([f"{server.split(' (')[0]}\n{r['clients']} client(s)" for r in rows], [r["rps"] for r in rows])
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
+    rows = [r for r in result["load"] if r["clip_s"] == HEADLINE_S]
+    a.bar([f"{r['server'].split(' (')[0]}\n{r['clients']} client(s)" for r in rows], [r["rps"] for r in rows])
     a.set_ylabel("requests/s")
-    a.set_title("throughput, 3.9 s 48 kHz WAV")
-    rows = [r for r in result["model"]["rows"] if r["threads"] == 1]
-    b.plot([r["batch"] for r in rows], [r["ms_per_window"] for r in rows], marker="o", label="1 thread")
-    rows = [r for r in result["model"]["rows"] if r["threads"] == 2]
-    b.plot([r["batch"] for r in rows], [r["ms_per_window"] for r in rows], marker="o", label="2 threads")
+    a.set_title(f"throughput, {HEADLINE_S:g} s 48 kHz WAV")
+    s = result["concurrency"]
+    b.plot([r["clients"] for r in s], [r["rps"] for r in s], marker="o", label="requests/s")
+    b2 = b.twinx()
+    b2.plot([r["clients"] for r in s], [r["p95_ms"] for r in s], marker="s", color="tab:red", label="p95 ms")
     b.set_xscale("log", base=2)
-    b.set_xlabel("batch size")
-    b.set_ylabel("ms per window")
-    b.set_title("onnxruntime, per window")
-    b.legend()
+    b.set_xlabel("concurrent clients")
+    b.set_ylabel("requests/s")
+    b2.set_ylabel("p95 ms")
+    b.set_title("this service by concurrency")
+    rows = result["cost_by_length"]
+    c.plot([r["seconds"] for r in rows], [r["total_ms"] for r in rows], marker="o")
+    c.set_xscale("log")
+    c.set_yscale("log")
+    c.set_xlabel("clip length, s")
+    c.set_ylabel("ms in-process (decode + features + model)")
+    c.set_title("cost by clip length")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -180,33 +229,51 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-configs", action="store_true", help="skip the workers/batching comparison")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    wav = bench_wav(args.data)
+    clips = {length: bench_wav(length, args.data) for length in LENGTHS_S}
+    wav = clips[HEADLINE_S]
     model = EmotionModel(BUNDLED_MODEL, providers=["CPUExecutionProvider"], intra_op_threads=1)
+    speech = "RAVDESS actor 01's clips end to end" if (args.data / "ravdess").is_dir() else "a generated voice"
     result = {
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.processor() or 'cpu'}",
-        "clip": "RAVDESS Actor_01 angry clip, 3.87 s, as a 48 kHz 16-bit WAV "
-        f"({len(wav) // 1024} KiB)",
+        "clip": f"{HEADLINE_S:g} s of {speech} as a 48 kHz 16-bit WAV ({len(wav) // 1024} KiB); "
+        f"also {', '.join(f'{s:g}' for s in LENGTHS_S if s != HEADLINE_S)} s clips made the same way",
+        "client": "closed loop, one keep-alive connection per client (http.client), the same pre-encoded "
+        "multipart form for both servers, on the same machine",
         "model_version": model.info.version,
     }
     print("request path ...")
     result["request_path"] = request_path(wav, model)
     print(json.dumps(result["request_path"], indent=1))
+    print("cost by clip length ...")
+    result["cost_by_length"] = cost_by_length(model, args.data)
     print("model scaling ...")
     result["model"] = model_scaling(BUNDLED_MODEL)
     with tempfile.TemporaryDirectory() as tmp:
-        result["load"], result["serving_configs"] = load_section(wav, args.seconds, Path(tmp), not args.skip_configs)
-    base = {r["clients"]: r for r in result["load"] if r["server"].startswith("baseline")}
-    ours = {r["clients"]: r for r in result["load"] if r["server"].startswith("this")}
-    result["ratios"] = {
-        "rps_1_client": ours[1]["rps"] / base[1]["rps"],
-        "rps_8_clients": ours[8]["rps"] / base[8]["rps"],
-        "p50_1_client_fraction_of_baseline": ours[1]["p50_ms"] / base[1]["p50_ms"],
-    }
+        result["load"], result["concurrency"], result["serving_configs"] = load_section(
+            clips, args.seconds, Path(tmp), not args.skip_configs)
+    ratios = {}
+    for length in LENGTHS_S:
+        base = {r["clients"]: r for r in result["load"] if r["server"].startswith("baseline") and r["clip_s"] == length}
+        ours = {r["clients"]: r for r in result["load"] if r["server"].startswith("this") and r["clip_s"] == length}
+        ratios[f"{length:g}s"] = {
+            "rps_1_client": ours[1]["rps"] / base[1]["rps"],
+            "rps_8_clients": ours[8]["rps"] / base[8]["rps"],
+            "p50_1_client_fraction_of_baseline": ours[1]["p50_ms"] / base[1]["p50_ms"],
+            "p50_1_client_times_lower": base[1]["p50_ms"] / ours[1]["p50_ms"],
+        }
+    result["ratios"] = ratios
+    one = next(r for r in result["load"] if r["server"].startswith("this") and r["clip_s"] == HEADLINE_S and r["clients"] == 1)
+    stages = next(r for r in result["cost_by_length"] if r["seconds"] == HEADLINE_S)
+    result["profile"] = {  # where a 1-client request's p50 goes
+        "p50_ms": one["p50_ms"], "decode_ms": stages["decode_ms"], "features_ms": stages["features_ms"],
+        "model_ms": stages["model_ms"],
+        "http_and_framework_ms": one["p50_ms"] - stages["total_ms"],
+    }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / "benchmark.png")
-    print(json.dumps(result["ratios"], indent=1))
+    print(json.dumps({"ratios": result["ratios"], "profile": result["profile"]}, indent=1))
     print(f"wrote {args.out / 'benchmark.json'}")
 
 
