@@ -19,10 +19,11 @@ import anyio
 import bentoml
 import numpy as np
 from starlette.applications import Starlette
+from starlette.requests import Request
 from threadpoolctl import threadpool_limits
 
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
-from ser.errors import InputError
+from ser.errors import InputError, WorkLimit
 from ser.inference import EmotionModel, build_result
 from serving import bentoml_patches
 from serving.errors import error_response
@@ -85,28 +86,44 @@ class SpeechEmotion:
         return getattr(self, "model", None) is not None
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
-    async def predict(self, audio: Recording, top_k: int = 3) -> Prediction:
+    async def predict(self, audio: Recording, top_k: int = 3, ctx: bentoml.Context = None) -> Prediction:
         """The speaker's emotion in one recording, with calibrated probabilities.
 
         Send the file as the multipart field `audio` (`curl -F audio=@clip.wav`) or as the
         raw body (`Content-Type: audio/*` or `application/octet-stream`). Refusals answer
         4xx with `{"error": {"code", "message"}}`.
         """
-        if audio.refusal:
-            return error_response(audio.refusal)
         timings: dict[str, float] = {}
         try:
-            result = await self._analyse(audio.take(), top_k, timings)
+            if audio.refusal:
+                raise audio.refusal
+            result = await self._analyse_watched(audio.take(), top_k, timings, ctx.request)
         except InputError as e:
+            ctx.response.status_code = e.status  # BentoML gives every answer the context's status
             return error_response(e, headers={"retry-after": "1"} if e.status == 503 else None)
         record_answer(result, timings)
         return Prediction.model_validate(result)
 
-    async def _analyse(self, data: bytes, top_k: int, timings: dict[str, float]) -> dict:
+    async def _analyse_watched(self, data: bytes, top_k: int, timings: dict[str, float], request: Request) -> dict:
+        """The analysis, stopped at the work deadline or as soon as the client hangs up."""
+        limit = WorkLimit(SETTINGS.work_timeout_s)
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(_watch_client, request, limit)
+            try:  # caught here: raised through the task group it would come out as a group
+                result, error = await self._analyse(data, top_k, timings, limit), None
+            except InputError as e:
+                result, error = None, e
+            finally:
+                watchers.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        return result
+
+    async def _analyse(self, data: bytes, top_k: int, timings: dict[str, float], limit: WorkLimit) -> dict:
         max_s = SETTINGS.max_audio_seconds
         if SETTINGS.inference_mode == "direct":  # decode, features and model in one thread hop
-            return await anyio.to_thread.run_sync(self.model.analyse, data, max_s, top_k, timings)
-        features, spans, duration = await anyio.to_thread.run_sync(featurise, data, max_s, timings)
+            return await anyio.to_thread.run_sync(self.model.analyse, data, max_s, top_k, timings, limit)
+        features, spans, duration = await anyio.to_thread.run_sync(featurise, data, max_s, timings, limit)
         del data  # the upload is not kept a moment longer than the analysis needs
         start = time.perf_counter()
         try:
@@ -138,6 +155,13 @@ class SpeechEmotion:
             out.append(probs[start : start + len(a)].tolist())
             start += len(a)
         return out
+
+
+async def _watch_client(request: Request, limit: WorkLimit) -> None:
+    """Mark the work for stopping as soon as the client hangs up."""
+    while not await request.is_disconnected():
+        await anyio.sleep(0.1)
+    limit.client_gone = True
 
 
 # Listed outermost first: security headers on everything, one error shape for BentoML's

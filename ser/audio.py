@@ -28,7 +28,7 @@ import soundfile as sf
 import soxr
 
 from ser.config import SAMPLE_RATE
-from ser.errors import InputError
+from ser.errors import InputError, WorkLimit
 
 MIN_INPUT_RATE = 8_000  # Hz: telephone speech; below this there is no usable spectrum
 MAX_INPUT_RATE = 192_000  # Hz: studio ceiling
@@ -193,6 +193,7 @@ def load_audio(
     sample_rate: int = SAMPLE_RATE,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     min_seconds: float = MIN_SECONDS,
+    limit: WorkLimit | None = None,
 ) -> np.ndarray:
     """Decode, downmix and resample to `sample_rate`.
 
@@ -204,7 +205,8 @@ def load_audio(
     from a header.
     Returns float32 mono samples, shape (n,), n >= min_seconds * sample_rate.
     Raises AudioError for empty, undecodable, unsupported, too long or too short input,
-    non-finite samples and silence.
+    non-finite samples and silence; `limit` (the server's) stops decoding when the request's
+    deadline passes or its client leaves.
     """
     data = _read_bytes(source)
     if not data:
@@ -218,7 +220,7 @@ def load_audio(
     frames, decoded, peak = 0, 0, 0.0
     with opened as s:
         _check_header(s, max_seconds, budget)
-        limit = int(max_seconds * s.rate)
+        max_frames = int(max_seconds * s.rate)
         # Short files in one read and one resample (a stream's filter set-up costs ~1 ms a
         # request); long, many-channel or unknown-length files through a resampling stream.
         one_shot = 0 < s.frames * s.channels <= ONE_SHOT_SAMPLES
@@ -227,9 +229,11 @@ def load_audio(
             stream = soxr.ResampleStream(s.rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
         try:
             for block in s.blocks(s.frames if one_shot else BLOCK_FRAMES):
+                if limit is not None:
+                    limit.check()
                 frames += block.shape[0]
                 decoded += block.size
-                if frames > limit:
+                if frames > max_frames:
                     raise AudioError("too_long", f"the clip is longer than the limit of {max_seconds:g} s", 413)
                 if decoded > budget:
                     raise AudioError("too_much_audio", _budget_message(budget), 413)
@@ -241,7 +245,7 @@ def load_audio(
                 if mono.size:
                     peak = max(peak, float(mono.max()), -float(mono.min()))
                 out.append(stream.resample_chunk(mono) if stream else np.ascontiguousarray(mono))
-        except AudioError:
+        except InputError:
             raise
         except (sf.LibsndfileError, av.FFmpegError, RuntimeError, ValueError, MemoryError) as e:
             raise _corrupt(e) from e

@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from ser.audio import DEFAULT_MAX_SECONDS, Source, load_audio
 from ser.config import FEATURE_CONFIG, MODEL_NAME, N_FRAMES, N_MFCC, SAMPLE_RATE, FeatureConfig
+from ser.errors import WorkLimit
 from ser.features import clip_features, filterbank
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -110,16 +111,22 @@ class EmotionModel:
         max_seconds: float = DEFAULT_MAX_SECONDS,
         top_k: int = 3,
         timings: dict[str, float] | None = None,
+        limit: WorkLimit | None = None,
     ) -> dict[str, Any]:
         """Decode, featurise and classify one recording; see `build_result` for the shape.
 
         `timings`, when given, receives the seconds spent decoding, on features and in the
-        model (the server's metrics and the benchmark's profile).
+        model (the server's metrics and the benchmark's profile); `limit` stops the work
+        when the request's deadline passes or its client leaves.
         """
         t0 = time.perf_counter()
-        samples = load_audio(source, max_seconds=max_seconds)
+        if limit is not None:
+            limit.check()  # a request that waited past its deadline for a thread starts no work
+        samples = load_audio(source, max_seconds=max_seconds, limit=limit)
         t1 = time.perf_counter()
         features, spans = clip_features(samples)
+        if limit is not None:
+            limit.check()
         t2 = time.perf_counter()
         probs = self.predict_features(features)
         if timings is not None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ser.audio import load_audio
 from ser.config import SAMPLE_RATE
+from ser.errors import WorkLimit
 from ser.features import clip_features
 
 
@@ -33,9 +34,12 @@ def decode_features(text: str, frames: int, coeffs: int) -> np.ndarray:
     return features
 
 
-def featurise(data: bytes, max_seconds: float, timings: dict[str, float]) -> tuple[np.ndarray, list[tuple[float, float]], float]:
+def featurise(data: bytes, max_seconds: float, timings: dict[str, float],
+              limit: WorkLimit | None = None) -> tuple[np.ndarray, list[tuple[float, float]], float]:  # fmt: skip
     start = time.perf_counter()
-    samples = load_audio(data, SAMPLE_RATE, max_seconds)
+    if limit is not None:
+        limit.check()
+    samples = load_audio(data, SAMPLE_RATE, max_seconds, limit=limit)
     decoded = time.perf_counter()
     features, spans = clip_features(samples)
     timings.update(decode=decoded - start, features=time.perf_counter() - decoded)

@@ -30,6 +30,9 @@ class Settings:
     max_concurrency: int = int(_env("SER_MAX_CONCURRENCY", "64"))  # per worker process
     request_timeout_s: float = float(_env("SER_REQUEST_TIMEOUT_S", "60"))
     body_timeout_s: float = float(_env("SER_BODY_TIMEOUT_S", "30"))  # slow uploads are cut off
+    # analysis (waiting for a thread included) stops after this and answers 503, before
+    # BentoML's own timeout would answer 504 outside the error shape
+    work_timeout_s: float = float(_env("SER_WORK_TIMEOUT_S", "50"))
     # Origins (comma-separated, e.g. "https://app.example.org") whose pages may call the
     # API from a browser; empty: CORS off, the browser's same-origin rule applies.
     cors_origins: tuple[str, ...] = tuple(o.strip() for o in _env("SER_CORS_ORIGINS", "").split(",") if o.strip())

@@ -376,3 +376,75 @@ def test_containers_users_do_not_have_are_refused_by_content(server, speech_clip
     samples, rate = read_mono(speech_clip)
     r = requests.post(f"{server.url}/predict", files={"audio": ("a.wav", encode(samples, rate, fmt, subtype), "audio/wav")})
     assert r.status_code == 415 and shape_ok(r)["error"]["code"] == "unsupported_format"
+
+
+@pytest.fixture(scope="module")
+def long_opus() -> bytes:
+    """A legal 10 min, 48 kHz stereo Ogg Opus (1.2 MB): a second or more of decoding."""
+    from tests.audio_factory import encode_ffmpeg
+
+    tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(600 * 48_000) / 48_000)).astype(np.float32)
+    return encode_ffmpeg(tone, 48_000, "ogg-opus", channels=2)
+
+
+def _errors(server, code: str) -> float:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    found = re.search(rf'^ser_errors_total\{{code="{code}"\}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_work_past_its_deadline_answers_503(tmp_path_factory, long_opus, speech_clip):
+    srv = start_server(tmp_path_factory.mktemp("deadline"), {"SER_WORK_TIMEOUT_S": "0.3"})
+    try:
+        r = requests.post(f"{srv.url}/predict", data=long_opus, headers={"content-type": "audio/ogg"}, timeout=30)
+        assert r.status_code == 503 and shape_ok(r)["error"]["code"] == "deadline_exceeded" and r.headers["retry-after"]
+        r = requests.post(f"{srv.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "audio/flac"})
+        assert r.status_code == 200
+    finally:
+        stop_server(srv)
+
+
+def test_a_client_that_hangs_up_stops_its_work(server, long_opus):
+    """The upload arrives whole, then the client leaves: decoding stops (counted as
+    client_disconnected) instead of running to the end for nobody."""
+    before = _errors(server, "client_disconnected")
+    host, port = server.url.removeprefix("http://").split(":")
+    for _ in range(2):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/ogg\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(long_opus) + long_opus)  # fmt: skip
+            time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while _errors(server, "client_disconnected") < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _errors(server, "client_disconnected") >= before + 2
+
+
+def test_expensive_files_do_not_starve_a_normal_client(server, long_opus, speech_clip):
+    """Four clients send 10-minute Opus files (1.5 s of decoding each) over and over while
+    a normal client sends a 4 s clip: every answer arrives, none is BentoML's 504."""
+    import concurrent.futures as cf
+
+    stop = time.monotonic() + 8
+
+    def heavy() -> list[int]:
+        codes = []
+        while time.monotonic() < stop:
+            r = requests.post(f"{server.url}/predict", data=long_opus, headers={"content-type": "audio/ogg"}, timeout=60)
+            codes.append(r.status_code)
+        return codes
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(heavy) for _ in range(4)]
+        time.sleep(0.5)
+        normal = []
+        while time.monotonic() < stop:
+            t = time.monotonic()
+            r = requests.post(f"{server.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "audio/flac"})
+            normal.append((r.status_code, time.monotonic() - t))
+        heavy_codes = [c for f in futures for c in f.result()]
+    assert normal and all(code == 200 for code, _ in normal)
+    assert set(heavy_codes) <= {200, 503} and 504 not in heavy_codes
+    worst = max(seconds for _, seconds in normal)
+    print(f"normal client: {len(normal)} answers, worst {worst:.2f} s; heavy: {heavy_codes}")
+    assert worst < 15  # bounded well inside the 60 s request timeout
