@@ -27,6 +27,7 @@ from ser.errors import InputError, WorkLimit
 from ser.inference import EmotionModel, build_result
 from serving import bentoml_patches
 from serving.errors import error_response
+from serving.memory import return_freed_memory
 from serving.metrics import record_answer
 from serving.middleware import (
     BodyLimitMiddleware,
@@ -79,6 +80,7 @@ class SpeechEmotion:
         # numpy's BLAS would start a thread per core in every worker; the feature matrices
         # are small, and spinning BLAS threads across workers oversubscribe the cores
         threadpool_limits(1, user_api="blas")
+        return_freed_memory()  # a burst of large uploads must not stay resident
         path = Path(self.bento_model.path_of(MODEL_FILE))
         self.model = EmotionModel(path, intra_op_threads=SETTINGS.ort_threads)
 
@@ -170,6 +172,7 @@ async def _watch_client(request: Request, limit: WorkLimit) -> None:
 SpeechEmotion.add_asgi_middleware(SecurityHeadersMiddleware)
 SpeechEmotion.add_asgi_middleware(ErrorShapeMiddleware)
 SpeechEmotion.add_asgi_middleware(ConcurrencyLimitMiddleware, limit=SETTINGS.max_concurrency)
-SpeechEmotion.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_upload_bytes)
+SpeechEmotion.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_upload_bytes,
+                                  max_in_flight=SETTINGS.max_in_flight_bytes)
 SpeechEmotion.add_asgi_middleware(FeaturesBodyMiddleware, path="/classify_features", timeout_s=SETTINGS.body_timeout_s)
 

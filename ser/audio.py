@@ -48,7 +48,7 @@ class AudioError(InputError):
     """Audio that can't be analysed: empty, undecodable, unsupported, too long or short, silent."""
 
 
-Source = str | os.PathLike[str] | bytes | BinaryIO
+Source = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
 BLOCK_FRAMES = 65_536  # frames decoded at a time: bounds memory for 32-channel, 192 kHz input
 ONE_SHOT_SAMPLES = 4_000_000  # frames x channels (16 MB float32) decoded in one read
@@ -96,8 +96,8 @@ class _Stream:
     blocks: Callable[[int], Iterator[np.ndarray]]  # block size in frames -> float32 blocks
 
 
-def _read_bytes(source: Source) -> bytes:
-    if isinstance(source, bytes):
+def _read_bytes(source: Source) -> bytes | bytearray:
+    if isinstance(source, (bytes, bytearray)):
         return source
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as f:

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from ser.config import LABELS
 from ser.errors import InputError
-from serving.middleware import BodyTooLarge
+from serving.middleware import BodyTooLarge, UploadsInFlight
 from serving.multipart import parse_multipart
 from serving.settings import SETTINGS
 
@@ -31,10 +31,10 @@ RAW_TYPES = ("audio/", "video/webm", "video/mp4", "video/ogg", "application/ogg"
 class Recording:
     """The uploaded bytes, or why the request was refused before they could be analysed."""
 
-    def __init__(self, data: bytes = b"", refusal: InputError | None = None) -> None:
+    def __init__(self, data: bytes | bytearray = b"", refusal: InputError | None = None) -> None:
         self._data, self.refusal = data, refusal
 
-    def take(self) -> bytes:
+    def take(self) -> bytes | bytearray:
         """The bytes, handed over once: the request keeps no reference to the upload."""
         data, self._data = self._data, b""
         return data
@@ -88,7 +88,8 @@ async def parse_predict_request(request: Request) -> PredictRequest:
         if len(audio) > 1:
             raise InputError("too_many_files", f"send exactly one file in the '{FIELD}' field, not {len(audio)}")
         fields |= {p.name: p.data.decode("utf-8", "replace") for p in parts if p.name != FIELD}
-        data = bytes(audio[0].data)
+        data = audio[0].data  # a bytearray: not copied again
+        del parts, audio
     elif ctype.startswith(RAW_TYPES):
         data = await read_body(request, SETTINGS.body_timeout_s)
     else:
@@ -121,4 +122,6 @@ async def read_body(request: Request, timeout_s: float) -> bytes:
         raise InputError("client_disconnected", "the client went away during the upload", 400) from e
     except BodyTooLarge as e:
         raise InputError("too_large", str(e), 413) from e
+    except UploadsInFlight as e:
+        raise InputError("overloaded", "the server is holding too many uploads; retry shortly", 503) from e
     return b"".join(chunks)

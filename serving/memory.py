@@ -1,0 +1,26 @@
+"""Give a burst's memory back to the system.
+
+glibc raises its mmap threshold after large buffers are freed (up to 32 MiB), so later
+upload-sized buffers come from the heap, where fragmentation keeps them resident: after
+64 uploads of 24 MiB the server stayed at 2.0 GiB instead of its idle 0.5 GiB. A fixed
+threshold keeps every buffer over 128 KiB in its own mapping, returned when freed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+THRESHOLD = 128 * 1024  # glibc's own default, held fixed
+
+
+def return_freed_memory() -> bool:
+    """Fix glibc's thresholds in this process; False where the C library isn't glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, THRESHOLD))
+    except (OSError, AttributeError, TypeError):
+        return False
