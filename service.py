@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
 from ser.errors import InputError, WorkLimit
 from ser.inference import EmotionModel, build_result
-from serving import bentoml_patches
+from serving import bentoml_patches, connections
 from serving.errors import error_response
 from serving.memory import return_freed_memory
 from serving.metrics import record_answer
@@ -46,6 +46,7 @@ from serving.settings import SETTINGS
 from web import pages
 
 bentoml_patches.install()  # bounded metric labels, a safe access log (see the module)
+connections.install()  # request headers within 10 s; unparseable requests in the error shape
 
 
 def _service() -> SpeechEmotion:

@@ -34,6 +34,7 @@ class Settings:
     max_concurrency: int = int(_env("SER_MAX_CONCURRENCY", "64"))  # per worker process
     request_timeout_s: float = float(_env("SER_REQUEST_TIMEOUT_S", "60"))
     body_timeout_s: float = float(_env("SER_BODY_TIMEOUT_S", "30"))  # slow uploads are cut off
+    header_timeout_s: float = float(_env("SER_HEADER_TIMEOUT_S", "10"))  # slow request headers too
     # analysis (waiting for a thread included) stops after this and answers 503, before
     # BentoML's own timeout would answer 504 outside the error shape
     work_timeout_s: float = float(_env("SER_WORK_TIMEOUT_S", "50"))

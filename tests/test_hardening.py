@@ -166,7 +166,7 @@ def test_chunked_oversized_body_is_cut_off(server):
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
     # one worker: the cap is per worker process
-    srv = start_server(tmp_path_factory.mktemp("strict"), {"SER_BODY_TIMEOUT_S": "2", "SER_MAX_CONCURRENCY": "2", "SER_WORKERS": "1"})
+    srv = start_server(tmp_path_factory.mktemp("strict"), {"SER_BODY_TIMEOUT_S": "2", "SER_HEADER_TIMEOUT_S": "2", "SER_MAX_CONCURRENCY": "2", "SER_WORKERS": "1"})
     yield srv
     stop_server(srv)
 
@@ -448,3 +448,33 @@ def test_expensive_files_do_not_starve_a_normal_client(server, long_opus, speech
     worst = max(seconds for _, seconds in normal)
     print(f"normal client: {len(normal)} answers, worst {worst:.2f} s; heavy: {heavy_codes}")
     assert worst < 15  # bounded well inside the 60 s request timeout
+
+
+def test_slow_and_idle_header_connections_are_closed(strict_server, speech_clip):
+    """300 connections that never finish their headers (or send nothing) are closed at the
+    2 s header timeout; a normal client is served meanwhile. They stayed open for good."""
+    host, port = strict_server.url.removeprefix("http://").split(":")
+    sockets = []
+    for i in range(300):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        if i % 2:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        sockets.append(s)
+    r = requests.post(f"{strict_server.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "audio/flac"})
+    assert r.status_code == 200
+    time.sleep(4)
+    closed = 0
+    for s in sockets:
+        s.settimeout(0.5)
+        try:
+            closed += s.recv(1) == b""
+        except (TimeoutError, ConnectionResetError):
+            pass
+        s.close()
+    assert closed == len(sockets)
+
+
+def test_unparseable_requests_get_the_error_shape(server):
+    reply = _raw(server.url, b"GARBAGE\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["error"]["code"] == "bad_request"
