@@ -106,6 +106,7 @@ def test_confident_threshold_meets_its_target_and_refuses_to_invent_one():
     y = np.where(rng.random(400) < probs.max(1), probs.argmax(1), (probs.argmax(1) + 1) % 8)
     t = confident_threshold(y, probs, 0.7)
     rc = risk_coverage(y, probs, t)
+    assert abs(t - 0.7) < 0.1  # calibrated: an answer at confidence c is right c of the time
     assert 0 < rc["coverage"] < 1 and rc["accuracy_confident"] >= 0.7 > rc["accuracy_all"]
     assert rc["curve"][-1]["accuracy"] == rc["accuracy_all"] and len(rc["curve"]) == 10
     # a model that is always wrong never earns a threshold: everything is uncertain

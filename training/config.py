@@ -69,7 +69,7 @@ class TrainConfig:
     # speakers' clips, so calibration holds for short uploads too
     val_short_seconds: float = 1.0
     # The served `uncertain` flag: answers below the confidence at which the validation
-    # speakers' answers were right this often are flagged (metrics.confident_threshold):
+    # speakers' answers are right this often are flagged (metrics.confident_threshold):
     # "uncertain" = more likely wrong than right. 0.7 was tried first: on the shipped
     # model's validation speakers even its 10 % most confident answers were right only
     # 62 % of the time, so every answer would have been flagged.
