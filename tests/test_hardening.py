@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ser.audio import AudioError, load_audio
-from tests.audio_factory import encode, read_mono
+from tests.audio_factory import encode, encode_ffmpeg, read_mono
+from tests.test_audio import _mp3_claiming
 from tests.conftest import REPO, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -59,6 +60,28 @@ def mp3_with_garbage(clip: Path) -> bytes:
     return bytes(data)
 
 
+def webm_claiming_hours(clip: Path) -> bytes:
+    data = bytearray(encode_ffmpeg(*read_mono(clip), "webm-opus"))
+    i = data.find(b"\x44\x89\x88")
+    data[i + 3 : i + 11] = struct.pack(">d", 5 * 3600 * 1000.0)
+    return bytes(data)
+
+
+def m4a_huge_table(clip: Path) -> bytes:
+    data = bytearray(encode_ffmpeg(*read_mono(clip), "m4a-aac"))
+    i = data.find(b"stsz")
+    data[i + 12 : i + 16] = (1 << 28).to_bytes(4, "big")
+    return bytes(data)
+
+
+def garbled(data: bytes) -> bytes:
+    out = bytearray(data)
+    rng = np.random.default_rng(1)
+    for pos in rng.integers(64, len(out), 30):
+        out[pos : pos + 32] = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    return bytes(out)
+
+
 # name -> (bytes factory, allowed statuses)
 HOSTILE = {
     "wav claims 4 GB of data": (lambda c: wav(data=pcm16(tone(1)), data_size=0xFFFFFFF0), {200, 400, 413, 415, 422}),
@@ -81,6 +104,11 @@ HOSTILE = {
     "zip named .wav": (lambda c: zip_bytes(), {415}),
     "png named .wav": (lambda c: b"\x89PNG\r\n\x1a\n" + b"\0" * 2048, {415}),
     "mp3 with garbage frames": (mp3_with_garbage, {200, 400, 415, 422}),
+    "mp3 claiming 599 s": (lambda c: _mp3_claiming(599), {200}),
+    "webm claiming 5 hours": (lambda c: webm_claiming_hours(c), {413}),
+    "truncated webm": (lambda c: encode_ffmpeg(*read_mono(c), "webm-opus")[:2000], {200, 400, 422}),
+    "garbled m4a": (lambda c: garbled(encode_ffmpeg(*read_mono(c), "m4a-aac")), {200, 400, 415, 422}),
+    "m4a with a huge sample table": (lambda c: m4a_huge_table(c), {200, 400, 415, 422}),
 }
 VALID_BUT_ODD = {  # real audio, badly recorded: analysed, not refused
     "dc offset": lambda c: encode(tone(3, amp=0.2, dc=0.5), 16_000),
