@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from ser.audio import AudioError, load_audio
 from tests.audio_factory import encode, encode_ffmpeg, read_mono
-from tests.test_audio import _mp3_claiming
 from tests.conftest import REPO, start_server, stop_server
+from tests.test_audio import _mp3_claiming
 
 pytestmark = pytest.mark.slow
 
