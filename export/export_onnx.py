@@ -34,12 +34,12 @@ import onnxruntime as ort  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 
-import training.model  # noqa: E402,F401  (registers the custom layer for loading)
-from export import model_card  # noqa: E402
+from export.metadata import build_metadata  # noqa: E402
 from ser.audio import load_audio  # noqa: E402
-from ser.config import FEATURE_CONFIG, LABELS, MODEL_NAME, N_FRAMES, N_MFCC  # noqa: E402
+from ser.config import MODEL_NAME, N_FRAMES, N_MFCC  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpus  # noqa: E402
 from ser.features import clip_features  # noqa: E402
+from training.model import architecture  # noqa: E402  (also registers the custom layers)
 
 OPSET = 17
 ATOL = 1e-5
@@ -61,79 +61,6 @@ def add_metadata(proto: onnx.ModelProto, meta: dict[str, str]) -> None:
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "ser export (tf2onnx)"
     proto.doc_string = "Speech emotion recognition: 40 MFCC x 173 frames -> 8 calibrated probabilities"
-
-
-def cmn_coefficients(train_cfg: dict) -> int:
-    """How many leading MFCCs the graph mean-subtracts per window (0 = none)."""
-    return int(train_cfg.get("cmn_coefficients", N_MFCC)) if train_cfg.get("utterance_cmn") else 0
-
-
-def describe_normalisation(train_cfg: dict) -> str:
-    k = cmn_coefficients(train_cfg)
-    if k == 0:
-        first = ""
-    elif k == 1:
-        first = "per-window subtraction of the mean c0 (the level; spectral shape is kept), then "
-    else:
-        scaled = " and variance scaling" if train_cfg.get("utterance_cvn") else ""
-        first = f"per-window mean subtraction{scaled} of the first {k} coefficients, then "
-    return first + "standardisation per coefficient with statistics fitted on the training speakers only"
-
-
-def build_metadata(run: Path, model: keras.Model, evaluation: dict | None, version: str,
-                   notes: str | None = None) -> dict[str, str]:  # fmt: skip
-    classifier = model.get_layer(MODEL_NAME)
-    norm = classifier.get_layer("standardise")
-    temperature = model.get_layer("temperature").scale
-    run_metrics = json.loads((run / "metrics.json").read_text())
-    run_config = json.loads((run / "config.json").read_text())
-    meta = {
-        "model_name": MODEL_NAME,
-        "model_version": version,
-        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "feature_config": FEATURE_CONFIG.to_json(),
-        "labels": json.dumps(list(LABELS)),
-        "normalisation": json.dumps({
-            "per_clip_mean_subtraction": bool(run_config["train"]["utterance_cmn"]),
-            "per_clip_mean_coefficients": cmn_coefficients(run_config["train"]),
-            "per_clip_variance_scaling": bool(run_config["train"].get("utterance_cvn", False)),
-            "description": describe_normalisation(run_config["train"]),
-            "mean": np.asarray(norm.mean).reshape(-1).round(5).tolist(),
-            "variance": np.asarray(norm.variance).reshape(-1).round(5).tolist(),
-            "fitted_on": "training speakers only",
-        }),  # fmt: skip
-        "temperature": json.dumps(round(1.0 / float(temperature), 6)),
-        "architecture": json.dumps(architecture(classifier)),
-        "train_config": json.dumps(run_config["train"]),
-        "training_data": (run / "data.json").read_text(),
-        "validation_metrics": json.dumps({k: run_metrics.get(k) for k in ("val", "val_uncalibrated", "best_epoch", "member_best_epoch", "temperature", "train_seconds", "tf_threads")}),
-        "license": model_card.model_licence(json.loads((run / "data.json").read_text()).get("corpora", [])),
-        "weights": "float32",
-    }  # fmt: skip
-    if "uncertainty_threshold" in run_metrics:  # chosen on the validation speakers
-        meta["uncertainty_threshold"] = json.dumps(round(float(run_metrics["uncertainty_threshold"]), 4))
-    if evaluation:
-        meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"})
-    if notes:
-        meta["card_notes"] = notes
-    return meta
-
-
-def architecture(classifier: keras.Model) -> dict:
-    """Layers with weights (and the normalisation steps), members of an ensemble included."""
-    rows = []
-
-    def walk(model: keras.Model, prefix: str) -> None:
-        for layer in model.layers:
-            if isinstance(layer, keras.Model):
-                walk(layer, f"{prefix}{layer.name}/")
-            elif layer.count_params() or layer.name in ("cmn", "standardise"):
-                rows.append({"layer": prefix + layer.name, "type": type(layer).__name__,
-                             "output": str(layer.output.shape), "params": layer.count_params()})  # fmt: skip
-
-    walk(classifier, "")
-    members = [layer.name for layer in classifier.layers if isinstance(layer, keras.Model)]
-    return {"layers": rows, "total_params": classifier.count_params(), "ensemble_members": len(members)}
 
 
 def parity_features(corpus_arg: str, n: int, seed: int = 0) -> tuple[np.ndarray, list[Clip]]:
@@ -245,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:10]
     version = dt.date.today().strftime("%Y%m%d") + "-" + digest
     notes = args.card_notes.read_text() if args.card_notes else None
-    add_metadata(proto, build_metadata(args.run, model, evaluation, version, notes))
+    add_metadata(proto, build_metadata(args.run, architecture(model.get_layer(MODEL_NAME)), evaluation, version, notes))
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / f"{MODEL_NAME}.onnx"

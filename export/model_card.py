@@ -1,26 +1,26 @@
 """Write MODEL_CARD.md from what the exported model carries, so the card can't disagree with it.
 
     python -m export.model_card model_store
+
+The wording lives in `export/templates/model_card.md.j2`; this module gathers what the
+template shows from the model's metadata. It imports no TensorFlow: training writes each
+run's card with it too.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
-from ser.config import EVALUATION_VIEWS as VIEW_NAMES
-from ser.config import LABELS
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from ser.config import EVALUATION_VIEWS, LABELS
 from ser.inference import BUNDLED_MODEL, ModelInfo, metadata_json, normalisation_text, read_model_info
 
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def _ms(d: dict) -> str:
-    return f"{_pct(d['mean'])} ± {_pct(d['std'])}"
-
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 LICENCES = {
     "ravdess": "RAVDESS (English, North American actors): Livingstone & Russo (2018), PLoS ONE "
@@ -54,6 +54,8 @@ def corpus_licence_lines(corpora: list[str]) -> list[str]:
     return lines
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
 
 
 def _speaker_counts(speakers: list[str]) -> str:
@@ -63,237 +65,81 @@ def _speaker_counts(speakers: list[str]) -> str:
     return "test " + ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
 
 
-def robustness_lines(by_view: dict) -> list[str]:
-    """Per-corpus UA under each degradation and clip length, mean ± std over the folds."""
-    if "clean" not in by_view:
-        return []
-    corpora = [c for c in by_view["clean"] if c != "all"]
-    lines = [
-        "## Per corpus, degraded and short (the same folds' test speakers)",
-        "Unweighted accuracy %, mean ± std over folds. Degradations are made by other "
-        "implementations and seeds than the training augmentation (`training/degrade.py`). "
-        "\"all\" pools every test clip of a fold.",
-        "",
-        "| condition | " + " | ".join(corpora) + " | all |",
-        "|---|" + "---|" * (len(corpora) + 1),
-    ]
-    for view, label in VIEW_NAMES.items():
-        if view in by_view:
-            row = by_view[view]
-            cells = [_ms(row[c]["unweighted_accuracy"]) if c in row else "-" for c in [*corpora, "all"]]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Calibration per corpus (clean, test speakers): ECE % before → after temperature scaling: "
-        + "; ".join(f"{c} {_pct(by_view['clean'][c]['ece_uncalibrated'])} → {_pct(by_view['clean'][c]['ece']['mean'])}"
-                    for c in corpora) + ".",  # fmt: skip
-        "",
-    ]
-    return lines
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True,
+                      autoescape=False)  # Markdown, not HTML  # fmt: skip
+    env.filters |= {"pct": _pct, "pct0": lambda x: f"{100 * x:.0f}", "speaker_counts": _speaker_counts,
+                    "ms": lambda d: f"{_pct(d['mean'])} ± {_pct(d['std'])}"}  # fmt: skip
+    return env
 
 
-def render(model_path: Path, export_report: dict | None) -> str:
-    return render_info(read_model_info(model_path), export_report)
+def _data_line(data: dict, train_cfg: dict, val_role: str) -> str:
+    members = int(train_cfg.get("ensemble", 1))
+    if members > 1 and train_cfg.get("rotate_validation"):
+        member_vals = data.get("member_val_speakers") or [data.get("val", {}).get("speakers", [])]
+        everyone = set(data.get("train", {}).get("speakers", [])) | set(data.get("val", {}).get("speakers", []))
+        return (f"- Training corpora: {', '.join(data.get('corpora', []))}, {len(everyone)} speakers. "
+                f"Each of the {members} ensemble members trains on all but 2 of them and validates ({val_role}) "
+                "on those 2: " + "; ".join(f"member {i + 1}: {', '.join(v)}" for i, v in enumerate(member_vals))
+                + ". The temperature is fitted on each validation speaker's predictions from the member that "
+                "never trained on that speaker.")  # fmt: skip
+    return (f"- Training corpora: {', '.join(data.get('corpora', []))}. Training speakers: "
+            f"{len(data.get('train', {}).get('speakers', []))} ({data.get('train', {}).get('clips', '?')} clips); "
+            f"validation speakers ({val_role}): {', '.join(data.get('val', {}).get('speakers', []))}.")  # fmt: skip
+
+
+def _model_line(info: ModelInfo, train_cfg: dict) -> str:
+    arch = metadata_json(info, "architecture") or {}
+    members = int(train_cfg.get("ensemble", 1))
+    if train_cfg.get("architecture") == "conv2d":
+        body = f"2-D convolutions ({train_cfg.get('conv_filters')})"
+    else:
+        body = (f"1-D convolutions over time (filters {train_cfg.get('conv_filters')}, kernels "
+                f"{train_cfg.get('conv_kernels')} frames, the 40 coefficients as channels)")  # fmt: skip
+    body += f" + BiLSTM({train_cfg.get('lstm_units')}) + mean/max pooling + dense"
+    return (f"{'An ensemble of ' + str(members) + ' networks (logits averaged), each ' if members > 1 else 'A network: '}"
+            f"{body}; {arch.get('total_params', 0):,} parameters in all; temperature scaling "
+            f"(T = {float(metadata_json(info, 'temperature') or 1):.2f}).")  # fmt: skip
+
+
+def card_context(info: ModelInfo, export_report: dict | None) -> dict[str, Any]:
+    """What the template shows, all read from the model's metadata and the export report."""
+    from training.config import TrainConfig  # dataclass only: no TensorFlow
+
+    ev = metadata_json(info, "evaluation") or {}
+    data = metadata_json(info, "training_data") or {}
+    val = metadata_json(info, "validation_metrics") or {}
+    train_cfg = {**TrainConfig().to_dict(), **(metadata_json(info, "train_config") or {})}
+    picked = train_cfg["selection"] != "last"  # early stopping chose the epoch
+    val_role = "early stopping, temperature scaling" if picked else "temperature scaling and the uncertainty threshold; weights are those at the end of the schedule"
+    cv = ev.get("speaker_cv")
+    by_view = (cv or {}).get("by_view") or {}
+    return {
+        "info": info, "labels": LABELS, "fc": info.feature_config,
+        "threshold": info.uncertainty_threshold, "target": float(train_cfg["confident_accuracy"]),
+        "threshold_chosen": "uncertainty_threshold" in info.metadata,
+        "data_line": _data_line(data, train_cfg, val_role),
+        "licence_lines": corpus_licence_lines(data.get("corpora", [])),
+        "normalisation": normalisation_text(metadata_json(info, "normalisation") or {}),
+        "model_line": _model_line(info, train_cfg),
+        "cv": cv, "by_view": by_view, "view_names": EVALUATION_VIEWS,
+        "view_corpora": [c for c in by_view.get("clean", {}) if c != "all"],
+        "loco": ev.get("leave_one_corpus_out") or {}, "rnd": ev.get("random_split"), "cc": ev.get("cross_corpus"),
+        "corpora": ev.get("corpora", []),
+        "val": val, "picked": picked, "epochs": val.get("member_best_epoch") or [val.get("best_epoch")],
+        "rotated": int(train_cfg.get("ensemble", 1)) > 1 and bool(train_cfg.get("rotate_validation")),
+        "notes": (info.metadata.get("card_notes") or "").strip(), "report": export_report,
+    }  # fmt: skip
 
 
 def render_info(info: ModelInfo, export_report: dict | None) -> str:
     """The card's Markdown from a model's metadata (an exported ONNX file or a run folder)."""
-    ev = metadata_json(info, "evaluation") or {}
-    data = metadata_json(info, "training_data") or {}
-    val = metadata_json(info, "validation_metrics") or {}
-    arch = metadata_json(info, "architecture") or {}
-    train_cfg = metadata_json(info, "train_config") or {}
-    fc = info.feature_config
-    picked = train_cfg.get("selection", "best_val") != "last"  # early stopping chose the epoch
-    val_role = "early stopping, temperature scaling" if picked else "temperature scaling; weights are those at the end of the schedule"
-    members = int(train_cfg.get("ensemble", 1))
-    member_vals = data.get("member_val_speakers") or [data.get("val", {}).get("speakers", [])]
-    rotated = members > 1 and bool(train_cfg.get("rotate_validation"))
-    if rotated:
-        all_speakers = sorted(set(data.get("train", {}).get("speakers", [])) | set(data.get("val", {}).get("speakers", [])))
-        data_line = (
-            f"- Training corpora: {', '.join(data.get('corpora', []))}, {len(all_speakers)} speakers. "
-            f"Each of the {members} ensemble members trains on all but 2 of them and validates "
-            f"({val_role}) on those 2: "
-            + "; ".join(f"member {i + 1}: {', '.join(v)}" for i, v in enumerate(member_vals))
-            + ". The temperature is fitted on each validation speaker's predictions from the "
-            "member that never trained on that speaker."
-        )
-    else:
-        data_line = (
-            f"- Training corpora: {', '.join(data.get('corpora', []))}. "
-            f"Training speakers: {len(data.get('train', {}).get('speakers', []))} "
-            f"({data.get('train', {}).get('clips', '?')} clips); validation speakers ({val_role}): "
-            f"{', '.join(data.get('val', {}).get('speakers', []))}."
-        )
-    if train_cfg.get("architecture", "conv2d") == "conv1d":
-        body = (f"1-D convolutions over time (filters {train_cfg.get('conv_filters')}, kernels "
-                f"{train_cfg.get('conv_kernels')} frames, the 40 coefficients as channels)")  # fmt: skip
-    else:
-        body = f"2-D convolutions ({train_cfg.get('conv_filters')})"
-    body += f" + BiLSTM({train_cfg.get('lstm_units')}) + mean/max pooling + dense"
-    model_line = (
-        f"- {'An ensemble of ' + str(members) + ' networks (logits averaged), each ' if members > 1 else 'A network: '}"
-        f"{body}; {arch.get('total_params', '?'):,} parameters in all; temperature scaling "
-        f"(T = {float(metadata_json(info, 'temperature') or 1):.2f})."
-    )
-    lines = [
-        f"# Model card: {info.name} {info.version}",
-        "",
-        "Speech emotion recognition from 4 s of audio: 8 classes "
-        f"({', '.join(LABELS)}), calibrated probabilities.",
-        "",
-        "## Intended use and limits",
-        "- For demos, research and prototyping on short recordings of one speaker.",
-        "- Trained on **acted speech** in four languages (see below): actors and volunteers "
-        "asked to portray an emotion. Expect lower accuracy on spontaneous speech, on languages "
-        "and accents far from these, and on several speakers at once; the leave-one-corpus-out "
-        "figures below are the accuracy to expect on an unfamiliar corpus.",
-        "- Not for decisions about people (hiring, health, policing, credit). Emotion labels "
-        "are the actors' intended emotions, not what the speaker felt.",
-        "",
-        "## Data and licences",
-        data_line,
-        *corpus_licence_lines(data.get("corpora", [])),
-        "",
-        "## Features and model",
-        f"- Audio decoded, downmixed to mono, resampled to {fc.sample_rate} Hz; {fc.n_mfcc} MFCCs from "
-        f"{fc.n_mels} mel bands, n_fft {fc.n_fft}, hop {fc.hop_length}, {fc.n_frames} frames = "
-        f"{fc.clip_seconds} s. Shorter clips: {fc.short_clip} (training crops of 0.5-4 s are fitted "
-        "the same way); longer clips are cut into 4 s windows every 2 s and the window probabilities are averaged.",
-        f"- Normalisation: {normalisation_text(metadata_json(info, 'normalisation') or {})}; "
-        "inside the ONNX graph.",
-        model_line,
-        "",
-    ]
-    cv = ev.get("speaker_cv")
-    if not cv:
-        lines += [
-            "## Accuracy on speakers never seen in training",
-            "Not measured for this model: run `python -m training.evaluate` (k folds by speaker) "
-            "for the estimate to quote. The validation figures below are optimistic.",
-            "",
-        ]
-    else:
-        s = cv["summary"]
-        lines += [
-            "## Accuracy on speakers never seen in training",
-            f"Protocol: {cv['protocol']}. Same recipe and settings as this model; "
-            f"{len(cv['folds'])} folds.",
-            "",
-            "| metric | mean ± std over folds (%) |",
-            "|---|---|",
-            f"| unweighted accuracy (mean per-class recall) | {_ms(s['unweighted_accuracy'])} |",
-            f"| weighted accuracy | {_ms(s['weighted_accuracy'])} |",
-            f"| macro-F1 | {_ms(s['macro_f1'])} |",
-            f"| expected calibration error, calibrated | {_ms(s['ece'])} |",
-            f"| expected calibration error, uncalibrated | {_ms(cv['summary_uncalibrated']['ece'])} |",
-            "",
-            "Per fold: " + "; ".join(
-                f"{_speaker_counts(f['test_speakers'])}: UA {_pct(f['test']['unweighted_accuracy'])}"
-                for f in cv["folds"]
-            ) + ".",
-            "",
-            "Per class, pooled over the folds' test speakers:",
-            "",
-            "| class | precision | recall | F1 | clips |",
-            "|---|---|---|---|---|",
-        ]
-        for label in LABELS:
-            r = cv["per_class"][label]
-            lines.append(f"| {label} | {_pct(r['precision'])} | {_pct(r['recall'])} | "
-                         f"{_pct(r['f1-score'])} | {int(r['support'])} |")  # fmt: skip
-        lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
-        lines += robustness_lines(cv.get("by_view") or {})
-    loco = ev.get("leave_one_corpus_out") or {}
-    if loco:
-        lines += [
-            "## A corpus never heard (leave one corpus out)",
-            "Trained on every other corpus (same recipe), tested on all of the left-out one; the "
-            "8-way answer is scored on the classes that corpus has.",
-            "",
-            "| left out | classes | UA % | WA % | macro-F1 % | ECE % | UA, pink noise % | UA, phone % | UA, 1 s crops % |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for name, part in sorted(loco.items()):
-            v = part["views"]
-            clean = v["clean"][name]
-            extra = [_pct(v[k][name]["unweighted_accuracy"]) if k in v else "-" for k in ("cond:noise", "cond:phone", "len:1.0")]
-            lines.append(f"| {name} | {len(part['classes'])} (chance {_pct(1 / len(part['classes']))}) | "
-                         f"{_pct(clean['unweighted_accuracy'])} | {_pct(clean['weighted_accuracy'])} | "
-                         f"{_pct(clean['macro_f1'])} | {_pct(clean['ece'])} | " + " | ".join(extra) + " |")  # fmt: skip
-        lines.append("")
-    rnd = ev.get("random_split")
-    if rnd:
-        lines += [
-            "## Random clip split (not speaker-independent)",
-            f"{rnd['protocol']}: UA {_pct(rnd['test']['unweighted_accuracy'])} %, WA "
-            f"{_pct(rnd['test']['weighted_accuracy'])} %. Shown only because published figures "
-            "often use this protocol; the same speakers are on both sides.",
-            "",
-        ]
-    cc = ev.get("cross_corpus")
-    if cc:
-        r = cc["restricted_to_shared_classes"]
-        lines += [
-            "## Cross-corpus",
-            ("This model, trained on " if "trained run" in cc.get("protocol", "") else "Trained on ")
-            + f"{', '.join(ev.get('corpora', []))}, tested on all "
-            f"{', '.join(cc.get('test_corpora', []))} clips in the classes both share "
-            f"({', '.join(cc['test_corpus_classes'])}; German speech): UA "
-            f"{_pct(cc['all_8_outputs']['unweighted_accuracy'])} % taking the top of all 8 outputs, "
-            f"{_pct(r['unweighted_accuracy'])} % restricted to the shared classes "
-            f"(chance {_pct(1 / len(cc['test_corpus_classes']))} %). Recording conditions and language "
-            "differ; this is the accuracy to expect on unfamiliar audio.",
-            "",
-        ]
-    if val:
-        epochs = val.get("member_best_epoch") or [val["best_epoch"]]
-        lines += [
-            "## This model's own validation speakers",
-            ("Each speaker scored by the member that never trained on it: " if rotated else "")
-            + f"UA {_pct(val['val']['unweighted_accuracy'])} %; ECE "
-            f"{_pct(val['val_uncalibrated']['ece'])} % before and {_pct(val['val']['ece'])} % after "
-            f"temperature scaling; epochs kept: {', '.join(map(str, epochs))}. "
-            + ("These speakers chose the epochs and the temperature, so this figure is optimistic. "
-               if picked else "These speakers fitted the temperature only. ")
-            + ("The cross-validation above is the estimate to quote. " if cv else "")
-            + f"Training took {val['train_seconds']:.0f} s on this 2-core machine with "
-            f"{val.get('tf_threads') or 2} TensorFlow thread(s).",
-            "",
-        ]
-    notes = info.metadata.get("card_notes")
-    if notes:
-        lines += ["## Notes", notes.strip(), ""]
-    if export_report:
-        p = export_report["parity"]
-        lines += [
-            "## Export",
-            f"ONNX opset {export_report['opset']}, shipped as {export_report['shipped']}. Parity with "
-            f"Keras on {p['windows']} real windows: max |Δp| = {p['max_abs_diff']:.1e} (tolerance "
-            f"{p['atol']:g}), top class identical on every window.",
-        ]
-        q = export_report.get("quantization")
-        if q:
-            lines.append(
-                f"int8 dynamic quantization: {q['fp32_ms']:.2f} ms → {q['int8_ms']:.2f} ms per window, "
-                f"UA loss {q['ua_loss_points']:.1f} points at most ({q['protocol']}); top class "
-                f"agrees with fp32 on {100 * q.get('int8_vs_fp32_top_class_agreement', float('nan')):.1f} % "
-                f"of the parity windows (max |Δp| {q.get('int8_vs_fp32_max_abs_diff', float('nan')):.3f}); "
-                f"{'shipped' if q['ship_int8'] else 'not shipped'} (rule: faster and ≤ 0.5 points lost)."
-            )
-        lines.append("")
-    lines += [
-        "## Reproduce",
-        "```",
-        "scripts/train_default.sh DATA_DIR   # cache, 5 speaker folds, leave-one-corpus-out, the model",
-        "python -m export.export_onnx --run runs/default --evaluation runs/eval/evaluation.json \\",
-        "    --parity-corpus ravdess=DATA_DIR/ravdess --quantize-check --ua-corpus ravdess=DATA_DIR/ravdess \\",
-        "    --card-notes export/default_model_notes.md --out model_store",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+    text = _environment().get_template("model_card.md.j2").render(card_context(info, export_report))
+    return re.sub(r"\n{3,}", "\n\n", text)  # optional sections leave blank lines behind
+
+
+def render(model_path: Path, export_report: dict | None) -> str:
+    return render_info(read_model_info(model_path), export_report)
 
 
 def write_model_card(folder: Path, model_path: Path | None = None) -> Path:

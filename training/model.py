@@ -121,3 +121,20 @@ def build_inference_model(classifier: keras.Model, temperature: float) -> keras.
     scaled = layers.Rescaling(1.0 / temperature, name="temperature")(logits)
     probs = layers.Activation("softmax", name="probabilities")(scaled)
     return keras.Model(inputs, probs, name="ser_inference")
+
+
+def architecture(classifier: keras.Model) -> dict:
+    """Layers with weights (and the normalisation steps), members of an ensemble included."""
+    rows = []
+
+    def walk(model: keras.Model, prefix: str) -> None:
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                walk(layer, f"{prefix}{layer.name}/")
+            elif layer.count_params() or layer.name in ("cmn", "standardise"):
+                rows.append({"layer": prefix + layer.name, "type": type(layer).__name__,
+                             "output": str(layer.output.shape), "params": layer.count_params()})  # fmt: skip
+
+    walk(classifier, "")
+    members = [layer.name for layer in classifier.layers if isinstance(layer, keras.Model)]
+    return {"layers": rows, "total_params": classifier.count_params(), "ensemble_members": len(members)}

@@ -110,9 +110,11 @@ def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wa
 
 def write_run_card(out: Path, model) -> None:
     """MODEL_CARD.md for the run, rendered as export renders the shipped model's card."""
-    from export.export_onnx import build_metadata
+    from export.metadata import build_metadata
     from export.model_card import render_info
+    from ser.config import MODEL_NAME
     from ser.inference import info_from_metadata
+    from training.model import architecture
 
-    meta = build_metadata(out, model, None, version=f"run {out.name}")
+    meta = build_metadata(out, architecture(model.get_layer(MODEL_NAME)), None, version=f"run {out.name}")
     (out / "MODEL_CARD.md").write_text(render_info(info_from_metadata(meta, out), None))
