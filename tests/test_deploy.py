@@ -53,7 +53,8 @@ def test_kubernetes_manifests_validate():
 
 
 def test_gpu_variant_builds(tmp_path):
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True", "SER_GPU": "1"}
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True", "SER_GPU": "1",
+           "SER_INFERENCE_MODE": "batching"}  # fmt: skip
     subprocess.run([sys.executable, "-m", "serving.model_import"], cwd=REPO, env=env, check=True, capture_output=True)
     bentoml = Path(sys.executable).parent / "bentoml"
     out = subprocess.run([str(bentoml), "build", "-f", "bentofile.gpu.yaml"], cwd=REPO, env=env,
@@ -62,7 +63,9 @@ def test_gpu_variant_builds(tmp_path):
     bento = next((tmp_path / "bentoml" / "bentos" / "speech_emotion").glob("*/bento.yaml")).parent
     lines = (bento / "env" / "python" / "requirements.txt").read_text().splitlines()
     pins = {line.split("==")[0] for line in lines if "==" in line and not line.startswith("#")}
-    assert "onnxruntime-gpu" in pins and "onnxruntime" not in pins
+    assert "onnxruntime-gpu" in pins and "onnxruntime" not in pins and {"av", "tqdm"} <= pins
     assert "cuda" in (bento / "env" / "docker" / "Dockerfile").read_text().lower()
     meta = yaml.safe_load((bento / "bento.yaml").read_text())
-    assert meta["services"][0]["config"]["resources"]["gpu"] == 1
+    services = {s["name"]: s["config"] for s in meta["services"]}
+    # composed: the model service holds the GPU, the API service decodes on the CPU
+    assert services["emotion_model"]["resources"]["gpu"] == 1 and "gpu" not in services["speech_emotion"]["resources"]
