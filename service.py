@@ -98,6 +98,9 @@ class EmotionClassifier:
     resources={"cpu": str(SETTINGS.workers)} if not SETTINGS.gpu or SETTINGS.inference_mode == "batching" else {"gpu": 1},
     traffic={"timeout": SETTINGS.request_timeout_s, "max_concurrency": 4 * SETTINGS.max_concurrency},
     http=SETTINGS.http_config,
+    # bentoml/BentoML#5540: the client of the model service is recycled every 100 requests
+    # by default, which fails 1-8 % of calls under load; keep one for the worker's life.
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
 )
 @bentoml.asgi_app(app, path="/")
 class SpeechEmotion:

@@ -1,15 +1,17 @@
-"""Parse a multipart/form-data body held in memory.
+"""Parse a multipart/form-data body held in memory, with python-multipart's own form parser.
 
 Starlette's form parser spools large uploads to temporary files, and BentoML's `Path`
-inputs write them to disk under the client's file name; this parser keeps every part in
-memory, so an upload never touches the disk and is gone when the request ends.
+inputs write them to disk under the client's file name; here every part stays in memory
+(python-multipart's in-memory limit is raised to the body's size, so nothing spills to
+disk), and the upload is gone when the request ends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart import FormParser
+from python_multipart.multipart import Field, File, parse_options_header
 
 from ser.errors import InputError
 
@@ -20,56 +22,37 @@ MAX_PARTS = 8  # a predict request has one part; anything beyond a few is abuse
 class Part:
     name: str
     filename: str | None
-    content_type: str
-    data: bytearray = field(default_factory=bytearray)
+    data: bytes | bytearray
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
-    """Split `body` into parts; InputError(400) when the body isn't valid multipart."""
+    """Split `body` into parts; InputError (400) when the body isn't valid multipart."""
     ctype, options = parse_options_header(content_type)
     if ctype != b"multipart/form-data":
         raise InputError("unsupported_media_type",
-                       "send the audio as multipart/form-data with a file field named 'audio'", 415)  # fmt: skip
+                         "send the audio as multipart/form-data with a file field named 'audio'", 415)  # fmt: skip
     boundary = options.get(b"boundary")
     if not boundary:
         raise InputError("bad_multipart", "the multipart body has no boundary")
     parts: list[Part] = []
-    headers: dict[bytes, bytes] = {}
-    header_field = bytearray()
-    header_value = bytearray()
 
-    def on_part_begin() -> None:
-        headers.clear()
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header_field.extend(data[start:end])
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header_value.extend(data[start:end])
-
-    def on_header_end() -> None:
-        headers[bytes(header_field).lower()] = bytes(header_value)
-        header_field.clear()
-        header_value.clear()
-
-    def on_headers_finished() -> None:
+    def add(part: Part) -> None:
         if len(parts) >= MAX_PARTS:
             raise InputError("too_many_parts", f"the form has more than {MAX_PARTS} parts")
-        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
-        name = disposition.get(b"name", b"").decode("utf-8", "replace")
-        filename = disposition.get(b"filename")
-        ctype = headers.get(b"content-type", b"application/octet-stream").decode("latin-1")
-        parts.append(Part(name, filename.decode("utf-8", "replace") if filename is not None else None, ctype))
+        parts.append(part)
 
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1].data.extend(data[start:end])
+    def on_field(field: Field) -> None:
+        add(Part(field.field_name.decode("utf-8", "replace"), None, field.value or b""))
 
-    try:  # the parser's constructor refuses some boundaries (over 256 characters) too
-        parser = MultipartParser(boundary, {
-            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-            "on_header_value": on_header_value, "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-        })  # fmt: skip
+    def on_file(file: File) -> None:
+        name = file.field_name.decode("utf-8", "replace") if file.field_name else ""
+        filename = file.file_name.decode("utf-8", "replace") if file.file_name else None
+        add(Part(name, filename, file.file_object.getbuffer().tobytes()))
+        file.close()
+
+    config = {"MAX_MEMORY_FILE_SIZE": len(body) + 1, "MAX_BODY_SIZE": len(body)}  # never on disk
+    try:  # the constructor refuses some boundaries (over 256 characters) too
+        parser = FormParser("multipart/form-data", on_field, on_file, boundary=boundary, config=config)
         parser.write(body)
         parser.finalize()
     except InputError:

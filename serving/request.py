@@ -88,7 +88,7 @@ async def parse_predict_request(request: Request) -> PredictRequest:
         if len(audio) > 1:
             raise InputError("too_many_files", f"send exactly one file in the '{FIELD}' field, not {len(audio)}")
         fields |= {p.name: p.data.decode("utf-8", "replace") for p in parts if p.name != FIELD}
-        data = audio[0].data  # a bytearray: not copied again
+        data = audio[0].data
         del parts, audio
     elif ctype.startswith(RAW_TYPES):
         data = await read_body(request, SETTINGS.body_timeout_s)
