@@ -69,6 +69,7 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
         "has_confusion": (model_dir / "confusion_matrix.png").exists(),
         "has_card": (model_dir / "MODEL_CARD.md").exists(),
         "benchmark": benchmark,
+        "uncertainty_threshold": info.uncertainty_threshold,
     }
 
 
