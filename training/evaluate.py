@@ -259,9 +259,10 @@ def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
         rc = [uncertainty_of_fold(f, target) for f in folds if "clip_predictions" in f]
         if rc:
             result["speaker_cv"]["uncertainty"] = {
-                "protocol": "per fold, the threshold is chosen on that fold's validation speakers "
-                "(lowest confidence at which their answers were right at least the target share of the "
-                "time) and applied to its test speakers; accuracy = share of clips whose top emotion is right",
+                "protocol": "per fold, the threshold is chosen on that fold's validation speakers (the "
+                "confidence at which an answer is right the target share of the time, from an isotonic fit "
+                "of correctness on confidence) and applied to its test speakers; accuracy = share of clips "
+                "whose top emotion is right",
                 "target_accuracy": target,
                 "folds": len(rc),
                 **{k: {"mean": float(np.mean([r[k] for r in rc if r[k] is not None])),
