@@ -506,3 +506,15 @@ def test_unparseable_requests_get_the_error_shape(server):
     reply = _raw(server.url, b"GARBAGE\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_idle_kept_alive_connections_are_closed(server):
+    """After an answer, a kept-alive connection that sends nothing more is closed by
+    uvicorn's keep-alive timeout (5 s)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as s:
+        s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        start = time.monotonic()
+        assert s.recv(1) == b""  # closed by the server, not by our 15 s timeout
+        assert time.monotonic() - start < 10
