@@ -38,8 +38,8 @@ def _resident(proc: psutil.Process) -> int:
 
 def test_concurrent_large_uploads_stay_under_the_manifest_limit(tmp_path, speech_clip):
     """32 clients each upload a 24 MiB WAV (4.4 min of 48 kHz audio) at once, twice: the
-    server processes' resident memory stays under the Deployment's limit, and most of the
-    burst's memory is returned afterwards."""
+    server processes' resident memory stays under the Deployment's limit, and at least half
+    of the burst's memory is returned afterwards."""
     rng = np.random.default_rng(0)
     seconds = 24 * 2**20 // (2 * 48_000)
     samples = (0.1 * rng.standard_normal(seconds * 48_000)).astype(np.float32)
@@ -74,6 +74,9 @@ def test_concurrent_large_uploads_stay_under_the_manifest_limit(tmp_path, speech
               f"(limit {limit / 2**20:.0f} MiB); answers {sorted(set(codes))}: {codes.count(200)} of {len(codes)} analysed")  # fmt: skip
         assert set(codes) <= {200, 503} and codes.count(200) >= 8
         assert peak < 0.9 * limit
-        assert after < idle + 0.25 * (peak - idle) + 100 * 2**20
+        # most of it comes back (onnxruntime's arena keeps what its largest batch needed):
+        # 2026-11-26 with the wider model, 542 -> 1504 -> 899 MiB; before glibc's thresholds
+        # were fixed, 482 -> 3167 -> 2055 MiB
+        assert after < idle + 0.5 * (peak - idle) + 100 * 2**20
     finally:
         stop_server(srv)
