@@ -19,7 +19,7 @@ class Settings:
     max_upload_bytes: int = int(_env("SER_MAX_UPLOAD_MB", "25")) * 1024 * 1024
     # bytes of request bodies held at once per worker; past it, 503 and retry. Each held
     # byte costs a few more at the analysis's peak (copies, samples, windows); with 2
-    # workers, 64 concurrent 24 MiB uploads peaked at 1.1 GiB (tests/test_memory.py)
+    # workers, 64 concurrent 24 MiB uploads peaked at 1.5 GiB (tests/test_memory.py)
     max_in_flight_bytes: int = int(_env("SER_MAX_INFLIGHT_MB", "128")) * 1024 * 1024
     max_audio_seconds: float = float(_env("SER_MAX_AUDIO_SECONDS", "600"))
     # "batching": send features to the batchable endpoint (adaptive batching across
