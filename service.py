@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
 from ser.errors import InputError, WorkLimit
-from ser.inference import EmotionModel, build_result
+from ser.inference import EmotionModel, build_result, features_of
 from serving import bentoml_patches, connections
 from serving.errors import error_response
 from serving.memory import return_freed_memory
@@ -43,7 +43,7 @@ from serving.middleware import (
     too_large_handler,
 )
 from serving.model_import import MODEL_FILE
-from serving.predict import decode_features, featurise, is_overload
+from serving.predict import decode_features, is_overload
 from serving.request import PredictRequest, Recording
 from serving.schema import Prediction
 from serving.settings import SETTINGS
@@ -157,7 +157,7 @@ class SpeechEmotion:
         max_s = SETTINGS.max_audio_seconds
         if SETTINGS.inference_mode == "direct":  # decode, features and model in one thread hop
             return await anyio.to_thread.run_sync(self.model.analyse, data, max_s, top_k, timings, limit)
-        features, spans, duration = await anyio.to_thread.run_sync(featurise, data, max_s, timings, limit)
+        features, spans, duration = await anyio.to_thread.run_sync(features_of, data, max_s, timings, limit)
         del data  # the upload is not kept a moment longer than the analysis needs
         start = time.perf_counter()
         try:

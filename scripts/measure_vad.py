@@ -19,18 +19,16 @@ import numpy as np
 import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import scipy.signal  # noqa: E402
-
 from ser.audio import load_audio  # noqa: E402
 from ser.datasets import scan_corpus  # noqa: E402
+from training.degrade import kellet_pink  # noqa: E402
 
 RATE, FRAME = 16_000, 160  # 10 ms frames
 
 
 def pink(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-power pink noise (Kellet's filter, as training/degrade.py)."""
-    b, a = [0.049922035, -0.095993537, 0.050612699, -0.004408786], [1.0, -2.494956002, 2.017265875, -0.522189400]
-    noise = scipy.signal.lfilter(b, a, rng.standard_normal(n + 2000))[2000:]
+    """Unit-power pink noise (the evaluation's Kellet filter)."""
+    noise = kellet_pink(n, rng)
     return noise / np.sqrt(np.mean(noise**2))
 
 

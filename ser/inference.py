@@ -119,19 +119,37 @@ class EmotionModel:
         model (the server's metrics and the benchmark's profile); `limit` stops the work
         when the request's deadline passes or its client leaves.
         """
-        t0 = time.perf_counter()
-        if limit is not None:
-            limit.check()  # a request that waited past its deadline for a thread starts no work
-        samples = load_audio(source, max_seconds=max_seconds, limit=limit)
-        t1 = time.perf_counter()
-        features, spans = clip_features(samples)
-        if limit is not None:
-            limit.check()
-        t2 = time.perf_counter()
+        timings = {} if timings is None else timings
+        features, spans, duration = features_of(source, max_seconds, timings, limit)
+        start = time.perf_counter()
         probs = self.predict_features(features)
-        if timings is not None:
-            timings.update(decode=t1 - t0, features=t2 - t1, model=time.perf_counter() - t2)
-        return build_result(probs, spans, samples.shape[0] / SAMPLE_RATE, self.info, top_k)
+        timings["model"] = time.perf_counter() - start
+        return build_result(probs, spans, duration, self.info, top_k)
+
+
+def features_of(
+    source: Source,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    timings: dict[str, float] | None = None,
+    limit: WorkLimit | None = None,
+) -> tuple[np.ndarray, list[tuple[float, float]], float]:
+    """Decode one recording and compute its windows' MFCCs: (features, spans, seconds).
+
+    The model's input, for `EmotionModel.analyse` and for the server's batching path,
+    which sends it to the model service. Stage times go into `timings`; `limit` stops the
+    work at the request's deadline or when its client leaves.
+    """
+    t0 = time.perf_counter()
+    if limit is not None:
+        limit.check()  # a request that waited past its deadline for a thread starts no work
+    samples = load_audio(source, max_seconds=max_seconds, limit=limit)
+    t1 = time.perf_counter()
+    features, spans = clip_features(samples)
+    if limit is not None:
+        limit.check()
+    if timings is not None:
+        timings.update(decode=t1 - t0, features=time.perf_counter() - t1)
+    return features, spans, samples.shape[0] / SAMPLE_RATE
 
 
 def _label_probs(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:

@@ -211,7 +211,7 @@ class FeaturesBodyMiddleware:
                 "unsupported_media_type",
                 f"{self.path} takes application/json, not {ctype.decode('latin-1') or 'no content type'}", 415))
         try:
-            body = await _read_all(receive, self.timeout_s)
+            body = await read_body(receive, self.timeout_s)
             _check_features(body)
         except InputError as e:
             return await send_error(send, e)
@@ -227,7 +227,11 @@ class FeaturesBodyMiddleware:
         await self.app(scope, replay, send)
 
 
-async def _read_all(receive: Receive, timeout_s: float) -> bytes:
+async def read_body(receive: Receive, timeout_s: float) -> bytes:
+    """A request's whole body, read in memory: 408 when it hasn't all arrived within
+    `timeout_s` (a client trickling bytes), 413 past the size limit and 503 past the
+    in-flight budget (BodyLimitMiddleware raises both from `receive`), 400 if the client
+    left. Every route that reads a body reads it here."""
     import anyio
 
     chunks = []
@@ -235,7 +239,7 @@ async def _read_all(receive: Receive, timeout_s: float) -> bytes:
         with anyio.fail_after(timeout_s):
             while True:
                 message = await receive()
-                if message["type"] == "http.disconnect":
+                if message["type"] == "http.disconnect":  # nobody to answer; no traceback
                     raise InputError("client_disconnected", "the client went away during the upload", 400)
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -244,6 +248,8 @@ async def _read_all(receive: Receive, timeout_s: float) -> bytes:
         raise InputError("request_timeout", f"the body did not arrive within {timeout_s:g} s", 408) from e
     except BodyTooLarge as e:
         raise InputError("too_large", str(e), 413) from e
+    except UploadsInFlight as e:
+        raise InputError("overloaded", "the server is holding too many uploads; retry shortly", 503) from e
 
 
 def _check_features(body: bytes) -> None:

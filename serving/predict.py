@@ -1,20 +1,11 @@
-"""The batching path's helpers: features travel to the batchable endpoint as base64 float32.
-
-Used when `SER_INFERENCE_MODE=batching`; in the default direct mode the model runs in the
-request's worker thread and none of this is needed.
-"""
+"""/classify_features's wire format (base64 float32 windows) and the model service's
+overload signal, for the server."""
 
 from __future__ import annotations
 
 import base64
-import time
 
 import numpy as np
-
-from ser.audio import load_audio
-from ser.config import SAMPLE_RATE
-from ser.errors import WorkLimit
-from ser.features import clip_features
 
 
 def encode_features(features: np.ndarray) -> str:
@@ -34,20 +25,8 @@ def decode_features(text: str, frames: int, coeffs: int) -> np.ndarray:
     return features
 
 
-def featurise(data: bytes, max_seconds: float, timings: dict[str, float],
-              limit: WorkLimit | None = None) -> tuple[np.ndarray, list[tuple[float, float]], float]:  # fmt: skip
-    start = time.perf_counter()
-    if limit is not None:
-        limit.check()
-    samples = load_audio(data, SAMPLE_RATE, max_seconds, limit=limit)
-    decoded = time.perf_counter()
-    features, spans = clip_features(samples)
-    timings.update(decode=decoded - start, features=time.perf_counter() - decoded)
-    return features, spans, samples.shape[0] / SAMPLE_RATE
-
-
 def is_overload(exc: Exception) -> bool:
-    """BentoML's ServiceUnavailable (503), raised directly or relayed by the self-call client."""
+    """BentoML's ServiceUnavailable (503) or 429, relayed by the model service's client."""
     from bentoml.exceptions import BentoMLException
 
     status = getattr(exc, "error_code", None)

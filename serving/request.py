@@ -11,15 +11,14 @@ the one error shape.
 
 from __future__ import annotations
 
-import anyio
 import bentoml
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
 from pydantic_core import core_schema
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from ser.config import LABELS
 from ser.errors import InputError
-from serving.middleware import BodyTooLarge, UploadsInFlight
+from serving.middleware import read_body
 from serving.multipart import parse_multipart
 from serving.settings import SETTINGS
 
@@ -78,7 +77,7 @@ async def parse_predict_request(request: Request) -> PredictRequest:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fields: dict[str, str] = dict(request.query_params)
     if ctype == "multipart/form-data":
-        body = await read_body(request, SETTINGS.body_timeout_s)
+        body = await read_body(request.receive, SETTINGS.body_timeout_s)
         parts = parse_multipart(body, request.headers["content-type"])
         del body
         audio = [p for p in parts if p.name == FIELD]
@@ -91,7 +90,7 @@ async def parse_predict_request(request: Request) -> PredictRequest:
         data = audio[0].data
         del parts, audio
     elif ctype.startswith(RAW_TYPES):
-        data = await read_body(request, SETTINGS.body_timeout_s)
+        data = await read_body(request.receive, SETTINGS.body_timeout_s)
     else:
         raise InputError("unsupported_media_type",
                          f"send the recording as multipart/form-data with a file field '{FIELD}', or as the raw "
@@ -106,22 +105,3 @@ async def parse_predict_request(request: Request) -> PredictRequest:
     except ValidationError as e:
         problem = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise InputError("bad_parameter", problem) from None
-
-
-async def read_body(request: Request, timeout_s: float) -> bytes:
-    """The body, or 408 when it hasn't all arrived within `timeout_s` (a client trickling
-    bytes); 413 past the size limit (BodyLimitMiddleware raises it from `receive`)."""
-    chunks = []
-    try:
-        with anyio.fail_after(timeout_s):
-            async for chunk in request.stream():
-                chunks.append(chunk)
-    except TimeoutError as e:
-        raise InputError("request_timeout", f"the upload did not arrive within {timeout_s:g} s", 408) from e
-    except ClientDisconnect as e:  # nobody to answer; end the request without a traceback
-        raise InputError("client_disconnected", "the client went away during the upload", 400) from e
-    except BodyTooLarge as e:
-        raise InputError("too_large", str(e), 413) from e
-    except UploadsInFlight as e:
-        raise InputError("overloaded", "the server is holding too many uploads; retry shortly", 503) from e
-    return b"".join(chunks)

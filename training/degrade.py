@@ -62,10 +62,15 @@ def schroeder_reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (out * (np.max(np.abs(x)) / (np.max(np.abs(out)) + 1e-9))).astype(np.float32)
 
 
-def pink_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def kellet_pink(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of pink noise: white noise through Kellet's filter, its start-up dropped."""
     b = [0.049922035, -0.095993537, 0.050612699, -0.004408786]
     a = [1.0, -2.494956002, 2.017265875, -0.522189400]
-    noise = scipy.signal.lfilter(b, a, rng.standard_normal(x.shape[0] + 2000))[2000:]
+    return scipy.signal.lfilter(b, a, rng.standard_normal(n + 2000))[2000:]
+
+
+def pink_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    noise = kellet_pink(x.shape[0], rng)
     snr = rng.uniform(5.0, 15.0)
     scale = np.sqrt(np.mean(x**2) / (10 ** (snr / 10) * np.mean(noise**2) + 1e-20))
     out = x + scale * noise

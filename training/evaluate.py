@@ -96,10 +96,7 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
         "views": scores,
-        # the uncertain flag with the threshold this fold chose on its validation speakers
-        "uncertainty": metrics.risk_coverage(r.extra["test_y"], r.extra["test_probs"], r.uncertainty_threshold)
-        | {"target_accuracy": cfg.confident_accuracy},
-        # clip-level answers, so the flag can be re-scored at another target without training
+        # clip-level answers: the merge scores the uncertain flag from them (uncertainty_of_fold)
         "clip_predictions": {k: np.round(np.asarray(r.extra[k]), 5).tolist()
                              for k in ("val_y", "val_probs", "test_y", "test_probs")},
         "history": r.history,  # test_ua per epoch is a record only; weights are chosen without it
