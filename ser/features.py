@@ -10,12 +10,13 @@ rest is kept small by reusing per-thread buffers (no page faults on fresh arrays
 |X|^2 into the mel product, and multiplying only the mel matrix's non-zero diagonal blocks.
 
 Clips shorter than 4 s are tiled (looped) to fill 4 s; longer clips are cut into 4 s windows
-every 2 s, the last window aligned to the clip's end, and the model's probabilities are
+about every 2 s from the clip's start to its end, and the model's probabilities are
 averaged over windows (see `ser.inference`).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,7 @@ from ser.config import (
 FILTERS_PATH = Path(__file__).parent / "assets" / "mfcc_filters.npz"
 MEL_BLOCKS = 4  # diagonal blocks of the sparse mel matrix (4x fewer multiply-adds than dense)
 WINDOW_HOP = int(WINDOW_HOP_SECONDS * SAMPLE_RATE)  # 44100 samples between window starts
+TAIL_SLACK = 0.25  # of a hop: how much of a clip's tail may go without its own window
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,20 @@ _workspace = _Workspace()
 
 
 def window_starts(n_samples: int) -> list[int]:
-    """Start sample of each 4 s window covering a clip of `n_samples`."""
+    """Start sample of each 4 s window covering a clip of `n_samples`.
+
+    Windows about every 2 s, spread evenly from the clip's start to its end; a tail shorter
+    than a quarter hop (0.5 s) gets no window of its own (a 30.02 s clip has 14 windows
+    2.0015 s apart, not a 15th at 26.02 s beside the one at 26.0 s), and a clip under
+    4.5 s has one window, centred.
+    """
     if n_samples <= N_SAMPLES:
         return [0]
-    starts = list(range(0, n_samples - N_SAMPLES + 1, WINDOW_HOP))
-    if starts[-1] + N_SAMPLES < n_samples:
-        starts.append(n_samples - N_SAMPLES)
-    return starts
+    span = n_samples - N_SAMPLES
+    count = 1 + math.ceil(span / WINDOW_HOP - TAIL_SLACK)
+    if count == 1:
+        return [span // 2]
+    return [round(i * span / (count - 1)) for i in range(count)]
 
 
 def split_windows(samples: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float]]]:

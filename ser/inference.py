@@ -21,7 +21,15 @@ import onnxruntime as ort
 from ser.audio import DEFAULT_MAX_SECONDS, Source, load_audio
 from ser.config import FEATURE_CONFIG, MODEL_NAME, N_FRAMES, N_MFCC, SAMPLE_RATE, FeatureConfig
 from ser.errors import WorkLimit
-from ser.features import clip_features, filterbank
+from ser.features import filterbank, mfcc
+from ser.segments import (
+    Plan,
+    Segmentation,
+    clip_probabilities,
+    plan_windows,
+    silences,
+    utterance_probabilities,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO_ROOT / "model_store" / f"{MODEL_NAME}.onnx"
@@ -64,7 +72,9 @@ def info_from_metadata(meta: dict[str, str], source: Any) -> ModelInfo:
         config = FeatureConfig.from_json(meta["feature_config"])
         return ModelInfo(meta["model_name"], meta["model_version"], config.labels, config, meta)
     except (KeyError, ValueError) as e:
-        raise RuntimeError(f"{source} lacks valid ser metadata ({e}); export it with export.export_onnx") from e
+        raise RuntimeError(
+            f"{source} lacks valid ser metadata ({e}); export it with export.export_onnx"
+        ) from e
 
 
 class EmotionModel:
@@ -112,19 +122,20 @@ class EmotionModel:
         top_k: int = 3,
         timings: dict[str, float] | None = None,
         limit: WorkLimit | None = None,
+        segmentation: Segmentation = "speech",
     ) -> dict[str, Any]:
-        """Decode, featurise and classify one recording; see `build_result` for the shape.
+        """Decode, segment, featurise and classify one recording; see `build_result`.
 
-        `timings`, when given, receives the seconds spent decoding, on features and in the
-        model (the server's metrics and the benchmark's profile); `limit` stops the work
-        when the request's deadline passes or its client leaves.
+        `timings`, when given, receives the seconds spent decoding, on segmentation and
+        features and in the model (the server's metrics and the benchmark's profile);
+        `limit` stops the work when the request's deadline passes or its client leaves.
         """
         timings = {} if timings is None else timings
-        features, spans, duration = features_of(source, max_seconds, timings, limit)
+        features, plan, duration = features_of(source, max_seconds, timings, limit, segmentation)
         start = time.perf_counter()
         probs = self.predict_features(features)
         timings["model"] = time.perf_counter() - start
-        return build_result(probs, spans, duration, self.info, top_k)
+        return build_result(probs, plan, duration, self.info, top_k)
 
 
 def features_of(
@@ -132,8 +143,10 @@ def features_of(
     max_seconds: float = DEFAULT_MAX_SECONDS,
     timings: dict[str, float] | None = None,
     limit: WorkLimit | None = None,
-) -> tuple[np.ndarray, list[tuple[float, float]], float]:
-    """Decode one recording and compute its windows' MFCCs: (features, spans, seconds).
+    segmentation: Segmentation = "speech",
+) -> tuple[np.ndarray, Plan, float]:
+    """Decode one recording, choose its windows and compute their MFCCs: (features, plan,
+    seconds).
 
     The model's input, for `EmotionModel.analyse` and for the server's batching path,
     which sends it to the model service. Stage times go into `timings`; `limit` stops the
@@ -144,56 +157,83 @@ def features_of(
         limit.check()  # a request that waited past its deadline for a thread starts no work
     samples = load_audio(source, max_seconds=max_seconds, limit=limit)
     t1 = time.perf_counter()
-    features, spans = clip_features(samples)
+    plan = plan_windows(samples, segmentation)
+    t2 = time.perf_counter()
+    features = mfcc(plan.windows)
     if limit is not None:
         limit.check()
     if timings is not None:
-        timings.update(decode=t1 - t0, features=time.perf_counter() - t1)
-    return features, spans, samples.shape[0] / SAMPLE_RATE
+        timings.update(decode=t1 - t0, segmentation=t2 - t1, features=time.perf_counter() - t2)
+    return features, plan, samples.shape[0] / SAMPLE_RATE
 
 
 def _label_probs(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
     return {label: round(float(p), 6) for label, p in zip(labels, probs, strict=True)}
 
 
+def _answer(probs: np.ndarray, info: ModelInfo, start: float, end: float) -> dict[str, Any]:
+    best = int(probs.argmax())
+    return {
+        "start": round(start, 3),
+        "end": round(end, 3),
+        "emotion": info.labels[best],
+        "confidence": round(float(probs[best]), 6),
+        "probabilities": _label_probs(info.labels, probs),
+    }
+
+
 def build_result(
     window_probs: np.ndarray,
-    spans: list[tuple[float, float]],
+    plan: Plan,
     duration_s: float,
     info: ModelInfo,
     top_k: int = 3,
 ) -> dict[str, Any]:
-    """The API's answer: whole-clip emotion from the mean of window probabilities.
+    """The API's answer for one recording.
 
-    `uncertain` says the calibrated confidence is below the model's threshold (chosen on
-    validation speakers; see the model card's risk-coverage table), `top_k` lists the
-    likeliest emotions. Clips longer than one window also get `segments`, one per 4 s
-    window, and `agreement`, the share of windows whose own answer is the clip's.
+    `emotion`, `confidence`, `probabilities` and `top_k` are the whole recording's: from
+    its speech only when it was segmented (`segmentation: "speech"`, each utterance
+    weighted by its length), else the mean over windows. `uncertain` says the calibrated
+    confidence is below the model's threshold (chosen on validation speakers). Recordings
+    longer than one window also get `segments` (utterances and silences in time order,
+    or the fixed windows) and `agreement`, the share of speech (or of windows) whose own
+    answer is the recording's.
     """
-    mean = window_probs.mean(axis=0)
+    mean = clip_probabilities(plan, window_probs)
     order = np.argsort(-mean, kind="stable")
     best = int(order[0])
     result: dict[str, Any] = {
         "emotion": info.labels[best],
         "confidence": round(float(mean[best]), 6),
         "uncertain": bool(mean[best] < info.uncertainty_threshold),
-        "top_k": [{"emotion": info.labels[i], "probability": round(float(mean[i]), 6)} for i in order[:top_k]],
+        "top_k": [
+            {"emotion": info.labels[i], "probability": round(float(mean[i]), 6)} for i in order[:top_k]
+        ],
         "probabilities": _label_probs(info.labels, mean),
         "duration_s": round(duration_s, 3),
+        "segmentation": plan.mode,
         "model": {"name": info.name, "version": info.version},
     }
-    if len(spans) > 1:
+    if plan.mode == "fixed":
         result["agreement"] = round(float(np.mean(window_probs.argmax(axis=1) == best)), 4)
         result["segments"] = [
-            {
-                "start": round(start, 3),
-                "end": round(end, 3),
-                "emotion": info.labels[int(p.argmax())],
-                "confidence": round(float(p.max()), 6),
-                "probabilities": _label_probs(info.labels, p),
-            }
-            for (start, end), p in zip(spans, window_probs, strict=True)
+            _answer(p, info, *span) for span, p in zip(plan.spans, window_probs, strict=True)
         ]
+    elif plan.mode == "speech":
+        per_utterance = utterance_probabilities(plan, window_probs)
+        lengths = np.array([end - start for start, end in plan.utterances])
+        result["speech_s"] = round(float(lengths.sum()), 3)
+        result["agreement"] = round(
+            float(lengths[per_utterance.argmax(axis=1) == best].sum() / lengths.sum()), 4
+        )
+        segments = [{"start": a, "end": b, "speech": False} for a, b in silences(plan.utterances, duration_s)]
+        for u, (span, probs) in enumerate(zip(plan.utterances, per_utterance, strict=True)):
+            segment = _answer(probs, info, *span) | {"speech": True}
+            inside = [i for i, o in enumerate(plan.owner) if o == u]
+            if len(inside) > 1:
+                segment["windows"] = [_answer(window_probs[i], info, *plan.spans[i]) for i in inside]
+            segments.append(segment)
+        result["segments"] = sorted(segments, key=lambda s: s["start"])
     return result
 
 
@@ -211,4 +251,6 @@ def normalisation_text(norm: dict) -> str:
     if norm.get("per_clip_mean_subtraction"):
         scaled = " and variance" if norm.get("per_clip_variance_scaling") else ""
         first = f"per-window mean{scaled} normalisation per coefficient, then "
-    return first + f"standardisation with statistics fitted on {norm.get('fitted_on', 'the training speakers')}"
+    return (
+        first + f"standardisation with statistics fitted on {norm.get('fitted_on', 'the training speakers')}"
+    )

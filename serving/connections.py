@@ -5,8 +5,9 @@ uvicorn (h11) starts its keep-alive timer only after a response, so a connection
 never finishes its headers stays open: 1,000 slow-header connections were all still open
 after 75 s. This protocol closes a connection whose request headers haven't all arrived
 within `SER_HEADER_TIMEOUT_S` (10 s) of its first byte (or of its opening), and answers unparseable
-requests in the API's error shape instead of uvicorn's plain text. `install()` makes it
-uvicorn's "auto" protocol; BentoML's workers resolve that after importing the service.
+requests in the API's error shape instead of uvicorn's plain text. WebSocket connections
+(/live) get small protocol buffers. `install()` makes both uvicorn's "auto" protocols;
+BentoML's workers resolve them after importing the service.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from serving.errors import error_body
 from serving.settings import SETTINGS
@@ -37,6 +39,10 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._disarm()  # the connection is a WebSocket now, with its own idle limit
+        super().handle_websocket_upgrade(event)
 
     def _arm(self) -> None:
         self._disarm()
@@ -62,7 +68,20 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """WebSocket connections whose protocol buffers stay small: a message may be one audio
+    frame (uvicorn's default allows 16 MiB), at most 4 wait unread (default 32), and no
+    per-message compression (a small compressed message could inflate to the limit)."""
+
+    def __init__(self, config, *args, **kwargs) -> None:  # noqa: ANN001
+        config.ws_max_size = SETTINGS.live_max_frame_bytes + 4096  # a frame plus JSON headroom
+        config.ws_max_queue = 4
+        config.ws_per_message_deflate = False
+        super().__init__(config, *args, **kwargs)
+
+
 def install() -> None:
     from uvicorn import config
 
     config.HTTP_PROTOCOLS["auto"] = f"{__name__}:GuardedH11Protocol"
+    config.WS_PROTOCOLS["auto"] = f"{__name__}:BoundedWebSocketProtocol"

@@ -27,9 +27,16 @@ ERRORS = bentoml.metrics.Counter(
 )
 STAGE_SECONDS = bentoml.metrics.Histogram(
     name="ser_stage_seconds",
-    documentation="Time in each stage of a prediction: decode (and resample), features, model",
+    documentation="Time in each stage of a prediction: decode (and resample), segmentation, features, "
+    "model; live_step: one step of all live streams",
     labelnames=["stage"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, float("inf")),
+)
+
+LIVE_STREAMS = bentoml.metrics.Gauge(
+    name="ser_live_streams",
+    documentation="Open WebSocket /live streams",
+    multiprocess_mode="livesum",
 )
 
 

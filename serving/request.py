@@ -1,5 +1,6 @@
 """What POST /predict accepts: one recording, as the multipart file field `audio` or as
-the raw body (`Content-Type: audio/*` or `application/octet-stream`), and `top_k`.
+the raw body (`Content-Type: audio/*` or `application/octet-stream`), with `top_k` and
+`segmentation` in the query string or the form.
 
 `PredictRequest` is the endpoint's BentoML input spec: its schema says `audio` is a file,
 so BentoML's clients and Swagger send one, but it reads the body itself. BentoML's own
@@ -18,11 +19,13 @@ from starlette.requests import Request
 
 from ser.config import LABELS
 from ser.errors import InputError
+from ser.segments import Segmentation
 from serving.middleware import read_body
 from serving.multipart import parse_multipart
 from serving.settings import SETTINGS
 
 FIELD = "audio"
+PARAMETERS = {"top_k", "segmentation"}  # besides the audio: query string or form fields
 # raw bodies: what browsers, phones and scripts label audio with
 RAW_TYPES = ("audio/", "video/webm", "video/mp4", "video/ogg", "application/ogg", "application/octet-stream")
 
@@ -39,7 +42,9 @@ class Recording:
         return data
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: type, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(
+        cls, source: type, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
         def validate(value: object) -> Recording:
             if isinstance(value, Recording):
                 return value
@@ -50,7 +55,9 @@ class Recording:
         return core_schema.no_info_plain_validator_function(validate)
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict:
         # "file" is what BentoML's clients read to send a multipart upload; OpenAPI (Swagger)
         # reads the serialization form, a binary string
         if handler.mode == "validation":
@@ -61,13 +68,15 @@ class Recording:
 class PredictRequest(bentoml.IODescriptor):
     audio: Recording = Field(description="WAV, FLAC, AIFF, MP3, Ogg, WebM or MP4/M4A; any rate 8-192 kHz")
     top_k: int = Field(3, ge=1, le=len(LABELS), description="how many of the likeliest emotions to list")
+    segmentation: Segmentation = Field("speech", description="recordings longer than 4 s: 'speech' splits them "
+                                       "into utterances where the speech is, 'fixed' into 4 s windows every 2 s")  # fmt: skip
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: object) -> PredictRequest:
         try:
             return await parse_predict_request(request)
         except InputError as refusal:
-            return cls.model_construct(audio=Recording(refusal=refusal), top_k=3)
+            return cls.model_construct(audio=Recording(refusal=refusal), top_k=3, segmentation="speech")
 
 
 PredictRequest.multipart_fields = [FIELD]  # a file field for BentoML's clients and docs
@@ -83,9 +92,13 @@ async def parse_predict_request(request: Request) -> PredictRequest:
         audio = [p for p in parts if p.name == FIELD]
         if not audio:
             got = ", ".join(sorted({repr(p.name) for p in parts})) or "none"
-            raise InputError("missing_file", f"no file field named '{FIELD}' in the form (fields sent: {got})")
+            raise InputError(
+                "missing_file", f"no file field named '{FIELD}' in the form (fields sent: {got})"
+            )
         if len(audio) > 1:
-            raise InputError("too_many_files", f"send exactly one file in the '{FIELD}' field, not {len(audio)}")
+            raise InputError(
+                "too_many_files", f"send exactly one file in the '{FIELD}' field, not {len(audio)}"
+            )
         fields |= {p.name: p.data.decode("utf-8", "replace") for p in parts if p.name != FIELD}
         data = audio[0].data
         del parts, audio
@@ -97,9 +110,11 @@ async def parse_predict_request(request: Request) -> PredictRequest:
                          f"body with Content-Type audio/* or application/octet-stream (got {ctype or 'none'})", 415)  # fmt: skip
     if not data:
         raise InputError("empty_file", "the uploaded file is empty")
-    unknown = set(fields) - {"top_k"}
+    unknown = set(fields) - PARAMETERS
     if unknown:
-        raise InputError("bad_parameter", f"unknown parameter(s) {sorted(unknown)}; the only one is top_k")
+        raise InputError(
+            "bad_parameter", f"unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMETERS)}"
+        )
     try:
         return PredictRequest(audio=Recording(data), **fields)
     except ValidationError as e:

@@ -40,11 +40,21 @@ class Settings:
     work_timeout_s: float = float(_env("SER_WORK_TIMEOUT_S", "50"))
     # Origins (comma-separated, e.g. "https://app.example.org") whose pages may call the
     # API from a browser; empty: CORS off, the browser's same-origin rule applies.
-    cors_origins: tuple[str, ...] = tuple(o.strip() for o in _env("SER_CORS_ORIGINS", "").split(",") if o.strip())
+    # WebSocket /live, per worker: streams at once, audio per stream, bytes per frame, and
+    # seconds without a message before a stream is closed
+    live_max_streams: int = int(_env("SER_LIVE_MAX_STREAMS", "200"))
+    live_max_seconds: float = float(_env("SER_LIVE_MAX_SECONDS", "1800"))
+    live_max_frame_bytes: int = int(_env("SER_LIVE_MAX_FRAME_KB", "256")) * 1024
+    live_idle_s: float = float(_env("SER_LIVE_IDLE_S", "10"))
+    cors_origins: tuple[str, ...] = tuple(
+        o.strip() for o in _env("SER_CORS_ORIGINS", "").split(",") if o.strip()
+    )
 
     def __post_init__(self) -> None:
         if self.inference_mode not in {"batching", "direct"}:
-            raise ValueError(f"SER_INFERENCE_MODE must be 'batching' or 'direct', not {self.inference_mode!r}")
+            raise ValueError(
+                f"SER_INFERENCE_MODE must be 'batching' or 'direct', not {self.inference_mode!r}"
+            )
 
     @property
     def http_config(self) -> dict:
