@@ -115,7 +115,11 @@ class EmotionClassifier:
     resources={"cpu": str(SETTINGS.workers)}
     if not SETTINGS.gpu or SETTINGS.inference_mode == "batching"
     else {"gpu": 1},
-    traffic={"timeout": SETTINGS.request_timeout_s, "max_concurrency": 4 * SETTINGS.max_concurrency},
+    # BentoML counts open WebSockets as requests in flight: live streams get their own share
+    traffic={
+        "timeout": SETTINGS.request_timeout_s,
+        "max_concurrency": 4 * SETTINGS.max_concurrency + SETTINGS.live_max_streams,
+    },  # fmt: skip
     http=SETTINGS.http_config,
     # bentoml/BentoML#5540: the client of the model service is recycled every 100 requests
     # by default, which fails 1-8 % of calls under load; keep one for the worker's life.

@@ -55,6 +55,7 @@ class LiveError(InputError):
 class Stream:
     def __init__(self, session: LiveSession) -> None:
         self.session = session
+        self.ended = False
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
 
@@ -87,8 +88,10 @@ class LiveEngine:
                 for stream, out in zip(ready, messages, strict=True):
                     for message in out:
                         stream.outbox.put_nowait(message)
-                    if stream.session.done():
-                        stream.outbox.put_nowait(None)
+            for stream in self.streams:
+                if stream.session.done() and not stream.ended:
+                    stream.ended = True
+                    stream.outbox.put_nowait(None)  # everything heard and answered
 
     def _step(self, sessions: list[LiveSession]) -> list[list[dict[str, Any]]]:
         start = time.perf_counter()

@@ -24,7 +24,9 @@ def encode(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None
     return buf.getvalue()
 
 
-def resampled(path: Path, rate: int, fmt: str = "WAV", subtype: str | None = "PCM_16", channels: int = 1) -> bytes:
+def resampled(
+    path: Path, rate: int, fmt: str = "WAV", subtype: str | None = "PCM_16", channels: int = 1
+) -> bytes:
     samples, src = read_mono(path)
     if rate != src:
         samples = soxr.resample(samples, src, rate, quality="VHQ")
@@ -63,3 +65,31 @@ def encode_ffmpeg(samples: np.ndarray, rate: int, kind: str, channels: int = 1) 
         for packet in stream.encode(None):
             container.mux(packet)
     return buf.getvalue()
+
+
+def speech_span(x: np.ndarray, rate: int) -> tuple[float, float]:
+    """Where a clip's speech is: first to last 10 ms frame within 35 dB of its loudest."""
+    frame = rate // 100
+    n = len(x) // frame
+    energy = 10 * np.log10(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(energy > energy.max() - 35)
+    return loud[0] * frame / rate, (loud[-1] + 1) * frame / rate
+
+
+def long_recording(
+    clips: list[np.ndarray], rate: int, pauses: list[float]
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Clips joined with pauses of faint noise (60 dB below the speech): the recording and
+    each clip's speech span in it (seconds). `pauses` has one more entry than `clips`."""
+    rng = np.random.default_rng(0)
+    level = np.sqrt(np.mean(np.concatenate(clips) ** 2)) * 1e-3
+    parts, spans, t = [], [], 0.0
+    for pause, x in zip(pauses, [*clips, None], strict=True):
+        parts.append((rng.standard_normal(int(pause * rate)) * level).astype(np.float32))
+        t += pause
+        if x is not None:
+            a, b = speech_span(x, rate)
+            spans.append((t + a, t + b))
+            parts.append(x.astype(np.float32))
+            t += len(x) / rate
+    return np.concatenate(parts), spans

@@ -73,10 +73,15 @@ def test_stable_across_sample_rates(speech_clip, rate):
 def test_window_layout():
     assert window_starts(N_SAMPLES) == [0]
     assert window_starts(N_SAMPLES - 1000) == [0]
-    starts = window_starts(10 * SAMPLE_RATE)  # 10 s: windows at 0, 2, 4, and the tail at 6 s
+    starts = window_starts(10 * SAMPLE_RATE)  # 10 s: windows at 0, 2, 4 and 6 s
     assert starts == [0, 2 * SAMPLE_RATE, 4 * SAMPLE_RATE, 6 * SAMPLE_RATE]
     starts = window_starts(int(9 * SAMPLE_RATE))
     assert starts[-1] + N_SAMPLES == int(9 * SAMPLE_RATE)
+    # a tail under a quarter hop gets no window of its own (#14: 26.0-30.0 beside 26.02-30.02)
+    starts = window_starts(int(30.02 * SAMPLE_RATE))
+    assert len(starts) == 14 and starts[-1] + N_SAMPLES == int(30.02 * SAMPLE_RATE)
+    assert min(np.diff(starts)) > 1.9 * SAMPLE_RATE
+    assert window_starts(int(4.37 * SAMPLE_RATE)) == [int(0.37 * SAMPLE_RATE) // 2]  # one window, centred
     ramp = np.linspace(-1, 1, SAMPLE_RATE, dtype=np.float32)
     windows, spans = split_windows(ramp)
     # a 1 s clip is tiled, not zero-padded: no digital silence for the normalisation to average

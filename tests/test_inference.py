@@ -11,6 +11,7 @@ import pytest
 
 from ser.config import FEATURE_CONFIG, LABELS
 from ser.inference import BUNDLED_MODEL, EmotionModel, build_result, metadata_json, read_model_info
+from ser.segments import Plan
 from tests.conftest import REPO
 
 
@@ -68,10 +69,11 @@ def test_probabilities_are_calibrated_softmax():
 def test_build_result_aggregates_windows():
     info = read_model_info(BUNDLED_MODEL)
     probs = np.array([[0.5, 0.5, 0, 0, 0, 0, 0, 0], [0.1, 0.9, 0, 0, 0, 0, 0, 0]], np.float32)
-    result = build_result(probs, [(0.0, 4.0), (2.0, 6.0)], 6.0, info)
+    windows = np.zeros((2, 1), np.float32)
+    result = build_result(probs, Plan("fixed", windows, [(0.0, 4.0), (2.0, 6.0)], [], []), 6.0, info)
     assert result["emotion"] == "calm" and result["confidence"] == pytest.approx(0.7)
-    assert [s["emotion"] for s in result["segments"]] == ["angry", "calm"]
-    assert "segments" not in build_result(probs[:1], [(0.0, 3.0)], 3.0, info)
+    assert [s["emotion"] for s in result["segments"]] == ["angry", "calm"] and result["segmentation"] == "fixed"
+    assert "segments" not in build_result(probs[:1], Plan("whole", windows[:1], [(0.0, 3.0)], [], []), 3.0, info)
 
 
 def test_serving_imports_no_tensorflow_or_librosa():
