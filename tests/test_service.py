@@ -74,16 +74,18 @@ def test_same_clip_same_answer_at_48k(server, speech_clip):
         assert a["probabilities"][label] == pytest.approx(b["probabilities"][label], abs=0.02)
 
 
-def test_long_clip_has_segments(server, ravdess_root):
+def test_long_clip_in_fixed_windows(server, ravdess_root):
     paths = sorted((ravdess_root / "Actor_02").glob("*.flac"))[:3]
     parts = [read_mono(p) for p in paths]
     rate = parts[0][1]
     samples = np.concatenate([s for s, _ in parts])
     duration = len(samples) / rate
-    r = post(server, encode(samples, rate))
+    r = requests.post(f"{server.url}/predict", params={"segmentation": "fixed"},
+                      files={"audio": ("clip.wav", encode(samples, rate), "audio/wav")}, timeout=60)  # fmt: skip
     assert r.status_code == 200, r.text
     body = r.json()
     assert_result(body, duration)
+    assert body["segmentation"] == "fixed" and "speech_s" not in body
     segments = body["segments"]
     assert len(segments) >= 4 and segments[0]["start"] == 0
     assert segments[-1]["end"] == pytest.approx(duration, abs=0.05)
@@ -93,6 +95,34 @@ def test_long_clip_has_segments(server, ravdess_root):
     mean = {k: np.mean([s["probabilities"][k] for s in segments]) for k in LABELS}
     for k in LABELS:
         assert body["probabilities"][k] == pytest.approx(mean[k], abs=1e-5)
+
+
+def test_long_recording_comes_back_as_utterances(server, ravdess_root):
+    """Three clips with pauses: one segment per utterance at its place, silences between
+    them unclassified, the whole answer from speech only, as the in-process model answers."""
+    from ser.inference import EmotionModel
+    from tests.audio_factory import long_recording
+
+    parts = [read_mono(p) for p in sorted((ravdess_root / "Actor_02").glob("*.flac"))[:3]]
+    rate = parts[0][1]
+    samples, spans = long_recording([s for s, _ in parts], rate, [1.0, 1.5, 0.8, 2.0])
+    data = encode(samples, rate)
+    r = requests.post(f"{server.url}/predict", files={"audio": ("talk.wav", data, "audio/wav")}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert_result(body, len(samples) / rate)
+    assert body["segmentation"] == "speech"
+    speech = [s for s in body["segments"] if s["speech"]]
+    assert len(speech) == 3
+    for seg, (a, b) in zip(speech, spans, strict=True):
+        assert abs(seg["start"] - a) < 0.3 and abs(seg["end"] - b) < 0.4
+    assert all("emotion" not in s for s in body["segments"] if not s["speech"])
+    local = EmotionModel().analyse(data)
+    assert [s["emotion"] for s in speech] == [s["emotion"] for s in local["segments"] if s["speech"]]
+    assert body["probabilities"] == pytest.approx(local["probabilities"], abs=1e-5)
+    bad = requests.post(f"{server.url}/predict", params={"segmentation": "every-2s"},
+                        files={"audio": ("talk.wav", data, "audio/wav")}, timeout=60)  # fmt: skip
+    assert assert_error(bad, 400, "bad_parameter")["error"]["message"].startswith("segmentation")
 
 
 def _wav_seconds(seconds: float, rate=8_000) -> bytes:
@@ -126,7 +156,9 @@ def test_bad_audio_gets_a_clear_4xx(server, speech_clip, case):
 
 
 def test_missing_field(server, speech_clip):
-    r = requests.post(f"{server.url}/predict", files={"file": ("a.flac", speech_clip.read_bytes(), "audio/flac")})
+    r = requests.post(
+        f"{server.url}/predict", files={"file": ("a.flac", speech_clip.read_bytes(), "audio/flac")}
+    )
     body = assert_error(r, 400, "missing_file")
     assert "'audio'" in body["error"]["message"] and "'file'" in body["error"]["message"]
 
@@ -148,7 +180,9 @@ def test_raw_body(server, speech_clip, ctype):
 
 
 def test_other_body_types_are_refused(server, speech_clip):
-    r = requests.post(f"{server.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "text/plain"})
+    r = requests.post(
+        f"{server.url}/predict", data=speech_clip.read_bytes(), headers={"content-type": "text/plain"}
+    )
     assert_error(r, 415, "unsupported_media_type")
     # BentoML's own parsing would fetch a URL sent as JSON; this endpoint never does
     r = requests.post(f"{server.url}/predict", json={"audio": "https://example.com/a.wav"})
@@ -157,7 +191,9 @@ def test_other_body_types_are_refused(server, speech_clip):
 
 def test_top_k_and_the_uncertain_flag(server, speech_clip):
     data = speech_clip.read_bytes()
-    r = requests.post(f"{server.url}/predict", files={"audio": ("a.flac", data)}, data={"top_k": "5"}, timeout=60)
+    r = requests.post(
+        f"{server.url}/predict", files={"audio": ("a.flac", data)}, data={"top_k": "5"}, timeout=60
+    )
     body = r.json()
     ranked = [t["probability"] for t in body["top_k"]]
     assert len(ranked) == 5 and ranked == sorted(ranked, reverse=True)
@@ -166,7 +202,9 @@ def test_top_k_and_the_uncertain_flag(server, speech_clip):
     threshold = requests.get(f"{server.url}/model", timeout=10).json()["uncertainty_threshold"]
     assert 0.3 < threshold < 0.9 and body["uncertain"] is (body["confidence"] < threshold) is True
     for bad in ("0", "9", "three"):
-        r = requests.post(f"{server.url}/predict?top_k={bad}", data=data, headers={"content-type": "audio/flac"})
+        r = requests.post(
+            f"{server.url}/predict?top_k={bad}", data=data, headers={"content-type": "audio/flac"}
+        )
         assert_error(r, 400, "bad_parameter")
     r = requests.post(f"{server.url}/predict?mode=x", data=data, headers={"content-type": "audio/flac"})
     assert_error(r, 400, "bad_parameter")
@@ -192,7 +230,9 @@ def test_bentoml_client_calls_predict_by_name(server, speech_clip, tmp_path):
 def test_openapi_documents_the_typed_predict(server):
     doc = requests.get(f"{server.url}/openapi.json", timeout=10).json()
     post_op = doc["paths"]["/predict"]["post"]
-    assert {"multipart/form-data", "audio/*", "application/octet-stream"} <= set(post_op["requestBody"]["content"])
+    assert {"multipart/form-data", "audio/*", "application/octet-stream"} <= set(
+        post_op["requestBody"]["content"]
+    )
     assert {"200", "400", "413", "415", "422"} <= set(post_op["responses"])
     answer = post_op["responses"]["200"]["content"]["application/json"]["schema"]
     assert {"uncertain", "top_k", "agreement", "segments"} <= set(answer["properties"])
@@ -214,7 +254,9 @@ def test_cors_for_configured_origins(tmp_path, speech_clip):
         r = requests.post(f"{srv.url}/predict", data=speech_clip.read_bytes(), timeout=60,
                           headers={"origin": "https://app.example.org", "content-type": "audio/flac"})  # fmt: skip
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.org"
-        r = requests.options(f"{srv.url}/predict", headers={**pre, "origin": "https://evil.example"}, timeout=10)
+        r = requests.options(
+            f"{srv.url}/predict", headers={**pre, "origin": "https://evil.example"}, timeout=10
+        )
         assert "access-control-allow-origin" not in r.headers
     finally:
         stop_server(srv)
