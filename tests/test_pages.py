@@ -146,19 +146,102 @@ def test_demo_microphone_records_and_shows_a_result(server, playwright, speech_c
     browser.close()
 
 
-def test_demo_long_clip_shows_a_timeline(server, page, ravdess_root, tmp_path):
-    import numpy as np
+def until(page, expression: str, timeout: float = 10.0) -> None:
+    """Poll a page expression (the CSP forbids the eval behind wait_for_function)."""
+    import time
 
-    from tests.audio_factory import encode, read_mono
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.1)
+
+
+def test_demo_long_clip_shows_a_timeline(server, page, ravdess_root, tmp_path):
+    """Utterances and silences on a time axis that fits the page, a click plays the
+    utterance, and the result downloads as JSON and CSV."""
+    from tests.audio_factory import encode, long_recording, read_mono
 
     parts = [read_mono(p) for p in sorted((ravdess_root / "Actor_02").glob("*.flac"))[:3]]
+    samples, _ = long_recording([s for s, _ in parts], parts[0][1], [1.0, 1.5, 0.8, 2.0])
     path = tmp_path / "long.wav"
-    path.write_bytes(encode(np.concatenate([s for s, _ in parts]), parts[0][1]))
+    path.write_bytes(encode(samples, parts[0][1]))
     page.goto(server.url + "/demo")
     page.get_by_label("Audio file").set_input_files(str(path))
     page.get_by_role("button", name="Analyse file").click()
     page.wait_for_selector("#timeline-wrap:not([hidden])", timeout=30_000)
-    assert page.locator(".segment").count() >= 4
+    assert page.locator("button.segment").count() == 3 and page.locator(".segment.silence").count() == 4
+    assert page.locator(".tick").count() >= 3
+    # the timeline fits the width: no segment sticks out of it
+    box = page.locator("#timeline").bounding_box()
+    for seg in page.locator(".segment").all():
+        b = seg.bounding_box()
+        assert b["x"] >= box["x"] - 1 and b["x"] + b["width"] <= box["x"] + box["width"] + 1
+    page.locator("button.segment").nth(1).click()
+    until(page, "document.getElementById('player').currentTime > 0")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    rows = Path(download.value.path()).read_text().splitlines()
+    assert rows[0].startswith("start,end,speech,emotion,confidence") and len(rows) == 8
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download JSON").click()
+    assert __import__("json").loads(Path(download.value.path()).read_text())["segmentation"] == "speech"
+    shoot(page, "demo-timeline")
+    assert page.console_errors == []
+
+
+def test_demo_timeline_fits_a_phone(server, browser, ravdess_root, tmp_path):
+    from tests.audio_factory import encode, long_recording, read_mono
+
+    parts = [read_mono(p) for p in sorted((ravdess_root / "Actor_03").glob("*.flac"))[:8]]
+    samples, _ = long_recording([s for s, _ in parts], parts[0][1], [0.8] * 9)
+    path = tmp_path / "talk.wav"
+    path.write_bytes(encode(samples, parts[0][1]))
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    page.goto(server.url + "/demo")
+    page.get_by_label("Audio file").set_input_files(str(path))
+    page.get_by_role("button", name="Analyse file").click()
+    page.wait_for_selector("#timeline-wrap:not([hidden])", timeout=30_000)
+    box = page.locator("#timeline").bounding_box()
+    assert box["width"] <= 360
+    visible = [s.bounding_box() for s in page.locator("button.segment").all()]
+    assert len(visible) == 8 and all(b["x"] + b["width"] <= box["x"] + box["width"] + 1 for b in visible)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shoot(page, "demo-timeline-phone")
+    page.close()
+
+
+def test_demo_live_mode_streams_the_microphone(server, playwright, ravdess_root, tmp_path):
+    """Chromium's fake microphone plays real speech; readings appear while it plays, and
+    the utterance timeline when it stops."""
+    from tests.audio_factory import encode, long_recording, read_mono
+
+    parts = [read_mono(p) for p in sorted((ravdess_root / "Actor_02").glob("*.flac"))[:2]]
+    samples, _ = long_recording([s for s, _ in parts], parts[0][1], [0.5, 1.0, 3.0])
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(encode(samples, parts[0][1], "WAV", "PCM_16"))
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}"])  # fmt: skip
+    context = browser.new_context(permissions=["microphone"])
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/demo")
+    page.get_by_role("button", name="Start live").click()
+    page.wait_for_selector("#live-wrap:not([hidden])", timeout=15_000)
+    page.wait_for_selector(".tick-block:nth-child(6)", timeout=15_000)
+    assert page.locator("#live-now").text_content().strip()
+    page.wait_for_selector(".tick-block:nth-child(16)", timeout=20_000)
+    speech = page.evaluate(
+        "[...document.querySelectorAll('.tick-block')].filter(b => !b.classList.contains('quiet')).length"
+    )
+    assert speech >= 3
+    shoot(page, "demo-live")
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_selector("#timeline-wrap:not([hidden])", timeout=15_000)
+    assert page.locator("button.segment").count() >= 1
+    assert page.locator("#error").is_hidden() and errors == []
+    browser.close()
 
 
 def test_demo_invalid_file_shows_an_error(server, page, tmp_path):
@@ -179,8 +262,10 @@ def test_keyboard_reaches_the_demo_controls(server, page):
     focused = []
     for _ in range(12):
         page.keyboard.press("Tab")
-        focused.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
-    assert "audio-file" in focused and "analyse" in focused and "record" in focused
+        focused.append(
+            page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()")
+        )
+    assert "audio-file" in focused and "analyse" in focused and "live" in focused and "record" in focused
 
 
 def test_static_render(tmp_path):
