@@ -1,24 +1,10 @@
 """WebSocket /live: emotion every half second while someone speaks.
 
-The conversation (also in the README and on /docs):
-
-    client: {"type": "start", "format": "s16le" | "f32le", "sample_rate": 16000, "channels": 1}
-    server: {"type": "ready", "hop_s": 0.5, "max_seconds": ..., "max_frame_bytes": ..., "labels": [...], "model": {...}}
-    client: binary frames of interleaved samples in the declared format (any size up to the limit)
-    server: {"type": "reading", "t": 12.5, "speech": true, "emotion": "happy", "confidence": .., "probabilities": {..}}
-            every 0.5 s of audio (t: seconds of audio so far; emotion: of the most recent speech,
-            null before any), and {"type": "utterance", "index", "start", "end", "emotion", ...}
-            when a pause closes an utterance
-    client: {"type": "end"}  ->  server: the last readings and utterance, {"type": "end", ...}, close 1000
-
-Refusals send {"type": "error", "error": {"code", "message"}} (the API's error body) and
-close: 1003 for a wrong format or message type, 1008 for a broken limit (session length,
-idle time, origin), 1009 for an oversized frame (the protocol's own limit), 1013 when the
-worker holds its maximum of streams. Audio lives in memory only while it can still be
-needed (the open utterance, or the last 4 s) and is never written anywhere.
-
-One `LiveEngine` per worker steps every stream that has a hop ready in one thread hop
-(`ser.live.advance`: VAD frames batched across streams, one model call for all windows).
+The conversation is `LIVE_PROTOCOL` (also on /docs and in the README). Audio lives in
+memory only while it can still be needed (the open utterance, or the last 4 s) and is
+never written anywhere. One `LiveEngine` per worker steps every stream that has a hop
+ready in one thread hop (`ser.live.advance`: VAD frames batched across streams, one model
+call for all their windows).
 """
 
 from __future__ import annotations
@@ -39,6 +25,23 @@ from ser.live import HOP_S, LiveSession, advance
 from serving.errors import error_body
 from serving.metrics import LIVE_STREAMS, STAGE_SECONDS
 from serving.settings import SETTINGS
+
+LIVE_PROTOCOL = """**Live: WebSocket `/live`** (`python -m serving.live_client stream FILE` or `--mic`)
+
+1. Client, first, as JSON text: `{"type": "start", "format": "s16le" | "f32le", "sample_rate": 8000-192000, "channels": 1 | 2}`
+2. Server: `{"type": "ready", "hop_s": 0.5, "max_seconds", "max_frame_bytes", "idle_timeout_s", "labels", "model"}`
+3. Client: binary frames of interleaved little-endian samples in the declared format, any size up to `max_frame_bytes`
+4. Server, for every 0.5 s of audio: `{"type": "reading", "t": seconds of audio so far, "speech": true | false,
+   "emotion", "confidence", "probabilities"}`: the emotion of the most recent speech (up to its last 4 s;
+   `null` before any), and `speech`: whether there is speech now
+5. Server, when a pause of 0.4 s closes an utterance: `{"type": "utterance", "index", "start", "end", "emotion",
+   "confidence", "probabilities"}`, classified as `/predict` classifies an utterance
+6. Client: `{"type": "end"}`; server: the last readings and utterance, `{"type": "end", "duration_s", "utterances"}`,
+   close 1000
+
+Refusals: `{"type": "error", "error": {"code", "message"}}`, then close 1003 (wrong format or message), 1008 (a
+limit: stream length, idle time, or a page of another origin), 1009 (frame too large), 1013 (the worker's
+streams are all taken; retry)."""
 
 FORMATS = {"s16le": (np.dtype("<i2"), 32768.0), "f32le": (np.dtype("<f4"), 1.0)}
 UNSUPPORTED, POLICY, TOO_BIG, TRY_LATER = 1003, 1008, 1009, 1013

@@ -235,7 +235,10 @@ def test_openapi_documents_the_typed_predict(server):
     )
     assert {"200", "400", "413", "415", "422"} <= set(post_op["responses"])
     answer = post_op["responses"]["200"]["content"]["application/json"]["schema"]
-    assert {"uncertain", "top_k", "agreement", "segments"} <= set(answer["properties"])
+    assert {"uncertain", "top_k", "agreement", "segments", "segmentation", "speech_s"} <= set(answer["properties"])
+    assert {p["name"] for p in post_op["parameters"]} == {"top_k", "segmentation"}
+    # the WebSocket's messages, which OpenAPI has no place for, in the document's description
+    assert '"type": "start"' in doc["info"]["description"] and "/live" in doc["info"]["description"]
 
 
 def test_cors_is_off_by_default(server):

@@ -26,7 +26,9 @@ from starlette.staticfiles import StaticFiles
 from ser.config import EVALUATION_VIEWS, LABELS
 from ser.errors import InputError
 from ser.inference import REPO_ROOT, EmotionModel, ModelInfo, metadata_json, normalisation_text
+from ser.segments import SEGMENTATIONS
 from serving.errors import error_response
+from serving.live import LIVE_PROTOCOL
 
 WEB = Path(__file__).resolve().parent
 BENCHMARK_JSON = REPO_ROOT / "loadtests" / "results" / "benchmark.json"
@@ -52,8 +54,13 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
     benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.exists() else None
     return {
         "labels": LABELS,
-        "model": {"name": info.name, "version": info.version, "created": info.metadata.get("created"),
-                  "license": info.metadata.get("license"), "weights": info.metadata.get("weights", "float32")},  # fmt: skip
+        "model": {
+            "name": info.name,
+            "version": info.version,
+            "created": info.metadata.get("created"),
+            "license": info.metadata.get("license"),
+            "weights": info.metadata.get("weights", "float32"),
+        },  # fmt: skip
         "features": json.loads(info.feature_config.to_json()),
         "architecture": metadata_json(info, "architecture") or {},
         "normalisation": normalisation_text(metadata_json(info, "normalisation") or {}),
@@ -80,8 +87,10 @@ def render(path: str, context: dict[str, Any], static_links: bool = False) -> st
         nav = [("index.html" if r == "/" else r.strip("/") + ".html", n) for r, n in nav]
     root = "" if static_links else "/"  # static files use relative links
     api = "http://localhost:3000" if static_links else ""
-    return environment().get_template(template).render(
-        title=title, nav=nav, current=title, static=static_links, root=root, api=api, **context
+    return (
+        environment()
+        .get_template(template)
+        .render(title=title, nav=nav, current=title, static=static_links, root=root, api=api, **context)
     )
 
 
@@ -91,7 +100,8 @@ def openapi_document(base: dict[str, Any]) -> dict[str, Any]:
     doc = json.loads(json.dumps(base))
     # BentoML's description embeds badge images from img.shields.io: pages must work offline
     doc["info"] = {**doc.get("info", {}), "title": "Speech emotion recognition",
-                   "description": "Upload speech to `/predict`; see the Technical Details page for the model."}  # fmt: skip
+                   "description": "Upload speech to `/predict`; see the Technical Details page for the model.\n\n"
+                                  + LIVE_PROTOCOL}  # fmt: skip
     error = {"$ref": "#/components/schemas/Error"}
     doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = {
         "type": "object", "required": ["error"],
@@ -105,7 +115,11 @@ def openapi_document(base: dict[str, Any]) -> dict[str, Any]:
     post["requestBody"]["content"] |= {"audio/*": raw, "application/octet-stream": raw}
     post["parameters"] = [{"name": "top_k", "in": "query", "required": False,
                            "description": "with a raw body: how many of the likeliest emotions to list",
-                           "schema": {"type": "integer", "minimum": 1, "maximum": len(LABELS), "default": 3}}]  # fmt: skip
+                           "schema": {"type": "integer", "minimum": 1, "maximum": len(LABELS), "default": 3}},
+                          {"name": "segmentation", "in": "query", "required": False,
+                           "description": "with a raw body: recordings longer than 4 s split into utterances where "
+                                          "the speech is ('speech') or into 4 s windows every 2 s ('fixed')",
+                           "schema": {"type": "string", "enum": list(SEGMENTATIONS), "default": "speech"}}]  # fmt: skip
     post["responses"] |= {
         str(code): {"description": text, "content": {"application/json": {"schema": error}}}
         for code, text in [(400, "bad request: no file, empty, corrupt, malformed form, bad parameter"),
