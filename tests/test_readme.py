@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.audio_factory import encode, encode_ffmpeg, read_mono
+from tests.audio_factory import encode, encode_ffmpeg, long_recording, read_mono
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,11 @@ def blocks(section: str, lang: str) -> list[str]:
 
 
 def commands(block: str) -> list[str]:
-    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line.split("  #", 1)[0].strip()
+        for line in block.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 @pytest.fixture()
@@ -39,13 +43,17 @@ def workdir(tmp_path: Path, speech_clip: Path) -> Path:
     (tmp_path / "memo.m4a").write_bytes(encode_ffmpeg(samples, rate, "m4a-aac"))
     (tmp_path / "recordings").mkdir()
     (tmp_path / "recordings" / "a.flac").write_bytes(speech_clip.read_bytes())
+    talk, _ = long_recording([samples, samples[::-1].copy()], rate, [0.8, 1.5, 0.8])  # speech, pause, speech
+    (tmp_path / "talk.wav").write_bytes(encode(talk, rate, "WAV", "PCM_16"))
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     (tmp_path / "predict.py").symlink_to(REPO / "predict.py")
     return tmp_path
 
 
 def run(cmd: str, cwd: Path, server_url: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    cmd = cmd.replace("http://localhost:3000", server_url)
+    cmd = cmd.replace("http://localhost:3000", server_url).replace(
+        "ws://localhost:3000", server_url.replace("http", "ws")
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -71,8 +79,23 @@ def test_command_line_examples(server, workdir):
     assert (workdir / "emotions.csv").read_text().count("\n") == 2  # header and the one file
 
 
+def test_long_recording_and_live_examples(server, workdir):
+    curl_speech, curl_fixed, timeline, live = commands(blocks("Long recordings and live streams", "bash")[0])
+    answer = json.loads(run(curl_speech, workdir, server.url).stdout)
+    assert answer["segmentation"] == "speech" and [s["speech"] for s in answer["segments"]].count(True) == 2
+    assert json.loads(run(curl_fixed, workdir, server.url).stdout)["segmentation"] == "fixed"
+    rows = run(timeline, workdir, server.url).stdout.splitlines()
+    assert rows[0].startswith("path,start,end,speech") and len(rows) == 6
+    out = run(live, workdir, server.url)
+    assert out.returncode == 0 and "utterance 2" in out.stdout and "end:" in out.stdout, (
+        out.stdout + out.stderr
+    )
+
+
 def test_load_test_command(server):
     """./loadtest.sh as the README runs it, shortened to 5 s."""
-    out = run(f"./loadtest.sh -u 2 -r 2 -t 5s --host {server.url} --only-summary", REPO, server.url, timeout=300)
+    out = run(
+        f"./loadtest.sh -u 2 -r 2 -t 5s --host {server.url} --only-summary", REPO, server.url, timeout=300
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "Aggregated" in out.stdout + out.stderr
