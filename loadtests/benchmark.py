@@ -8,7 +8,8 @@ The headline clip is 5.0 s of speech as a 48 kHz 16-bit WAV (two model windows).
 3. Model time per batch size, and its effective GFLOP/s against a float32 matrix-product
    rate measured in the same run.
 4. Closed-loop load, 1 and 8 clients, clips of 1, 5 and 30 s: the seed-style baseline
-   (loadtests/baseline_server.py) against this service, with ratios.
+   (loadtests/baseline_server.py) against this service (segmentation=speech, the default,
+   and segmentation=fixed), with ratios.
 5. This service from 1 to 64 concurrent clients on the 5 s clip, and where a request's
    time goes (in-process stages against the 1-client latency).
 6. Serving configurations at 8 clients: 1 or 2 workers, direct onnxruntime or BentoML's
@@ -40,6 +41,7 @@ from ser.audio import load_audio
 from ser.config import HOP_LENGTH, N_FFT, N_FRAMES, N_MELS, N_MFCC, SAMPLE_RATE
 from ser.features import clip_features, split_windows
 from ser.inference import BUNDLED_MODEL, EmotionModel, metadata_json
+from ser.segments import plan_windows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -95,14 +97,21 @@ def request_path(wav: bytes, model: EmotionModel) -> dict:
             "features_librosa_default_config_ms": median_ms(
                 lambda: librosa.feature.mfcc(y=window[0], sr=SAMPLE_RATE, n_mfcc=N_MFCC)),
             "model_ms": median_ms(lambda: model.predict_features(features)),
+            # where the speech is (Silero VAD on the clip, then its windows): segmentation=speech
+            "segmentation_speech_ms": median_ms(lambda: plan_windows(samples, "speech"), n=50, warmup=5),
+            "segmentation_fixed_ms": median_ms(lambda: plan_windows(samples, "fixed")),
             "seed_librosa_load_ms": None,
         }  # fmt: skip
         with tempfile.NamedTemporaryFile(suffix=".wav") as f:
             f.write(wav)
             f.flush()
-            out["seed_librosa_load_ms"] = median_ms(lambda: librosa.load(f.name, sr=SAMPLE_RATE), n=30, warmup=3)
+            out["seed_librosa_load_ms"] = median_ms(
+                lambda: librosa.load(f.name, sr=SAMPLE_RATE), n=30, warmup=3
+            )
     out["features_speedup_same_config"] = out["features_librosa_same_config_ms"] / out["features_numpy_ms"]
-    out["features_speedup_vs_default_config"] = out["features_librosa_default_config_ms"] / out["features_numpy_ms"]
+    out["features_speedup_vs_default_config"] = (
+        out["features_librosa_default_config_ms"] / out["features_numpy_ms"]
+    )
     return out
 
 
@@ -121,7 +130,10 @@ def model_scaling(model_path: Path) -> dict:
     with threadpool_limits(1, user_api="blas"):
         ms1 = median_ms(lambda: a @ a, n=20, warmup=3)
     ms2 = median_ms(lambda: a @ a, n=20, warmup=3)
-    matmul = {"1_thread_gflops": 2 * 1024**3 / (ms1 / 1000) / 1e9, "all_threads_gflops": 2 * 1024**3 / (ms2 / 1000) / 1e9}
+    matmul = {
+        "1_thread_gflops": 2 * 1024**3 / (ms1 / 1000) / 1e9,
+        "all_threads_gflops": 2 * 1024**3 / (ms2 / 1000) / 1e9,
+    }
     return {"gflop_per_window": flop, "rows": rows, "numpy_float32_matmul_1024": matmul}
 
 
@@ -129,6 +141,7 @@ LENGTHS_S = (1.0, 5.0, 30.0)  # clips the servers are loaded with
 PROFILE_LENGTHS_S = (1.0, 5.0, 30.0, 120.0, 600.0)  # in-process cost by length
 CONCURRENCY = (1, 2, 4, 8, 16, 32, 64)
 HEADLINE_S = 5.0
+FIXED = "fixed windows (segmentation=fixed)"
 
 
 def cost_by_length(model: EmotionModel, data_dir: Path) -> list[dict]:
@@ -138,23 +151,31 @@ def cost_by_length(model: EmotionModel, data_dir: Path) -> list[dict]:
         for seconds in PROFILE_LENGTHS_S:
             wav = bench_wav(seconds, data_dir)
             n = max(3, int(200 / seconds))
-            stages: dict[str, list[float]] = {"decode": [], "features": [], "model": []}
+            stages: dict[str, list[float]] = {"decode": [], "segmentation": [], "features": [], "model": []}
+            fixed = []
             for i in range(n + 2):
                 timings: dict[str, float] = {}
                 model.analyse(wav, top_k=3, timings=timings)
+                start = time.perf_counter()
+                model.analyse(wav, top_k=3, segmentation="fixed")
                 if i >= 2:  # warm-up
+                    fixed.append(1000 * (time.perf_counter() - start))
                     for k, v in timings.items():
                         stages[k].append(1000 * v)
             row = {"seconds": seconds, **{f"{k}_ms": float(np.median(v)) for k, v in stages.items()}}
-            row["total_ms"] = row["decode_ms"] + row["features_ms"] + row["model_ms"]
+            row["total_ms"] = row["decode_ms"] + row["segmentation_ms"] + row["features_ms"] + row["model_ms"]
             row["ms_per_audio_second"] = row["total_ms"] / seconds
+            row["fixed_windows_total_ms"] = float(np.median(fixed))
             rows.append(row)
-            print(f"{seconds:>5.0f} s: decode {row['decode_ms']:.2f} ms, features {row['features_ms']:.2f}, "
-                  f"model {row['model_ms']:.2f}; {row['ms_per_audio_second']:.2f} ms per second of audio")  # fmt: skip
+            print(f"{seconds:>5.0f} s: decode {row['decode_ms']:.2f} ms, segmentation {row['segmentation_ms']:.2f}, "
+                  f"features {row['features_ms']:.2f}, model {row['model_ms']:.2f}; {row['ms_per_audio_second']:.2f} ms "
+                  f"per second of audio (fixed windows: {row['fixed_windows_total_ms']:.2f} ms in all)")  # fmt: skip
     return rows
 
 
-def load_section(clips: dict[float, bytes], seconds: float, tmp: Path, configs: bool) -> tuple[list[dict], list[dict], list[dict]]:
+def load_section(
+    clips: dict[float, bytes], seconds: float, tmp: Path, configs: bool
+) -> tuple[list[dict], list[dict], list[dict]]:
     rows, scaling = [], []
     for name, start in [("baseline (Flask + librosa + Keras)", lambda: start_baseline(tmp)),
                         ("this service (BentoML + numpy + onnxruntime)", lambda: start_service(tmp))]:  # fmt: skip
@@ -162,14 +183,25 @@ def load_section(clips: dict[float, bytes], seconds: float, tmp: Path, configs: 
         try:
             for length, wav in clips.items():
                 for clients in (1, 8):
-                    r = closed_loop(server.url + "/predict", ("clip.wav", wav, "audio/wav"), clients, seconds).summary()
+                    r = closed_loop(
+                        server.url + "/predict", ("clip.wav", wav, "audio/wav"), clients, seconds
+                    ).summary()
                     rows.append({"server": name, "clip_s": length, **r})
                     print(f"{name}, {length:g} s clip, {clients} clients: {r['rps']:.1f} req/s, "
                           f"p50 {r['p50_ms']:.1f} ms, failures {r['failures']}")  # fmt: skip
             if name.startswith("this"):
+                for length, wav in clips.items():  # the same, with the older fixed windows
+                    for clients in (1, 8):
+                        r = closed_loop(server.url + "/predict?segmentation=fixed", ("clip.wav", wav, "audio/wav"),
+                                        clients, seconds).summary()  # fmt: skip
+                        rows.append({"server": FIXED, "clip_s": length, **r})
+                        print(f"{FIXED}, {length:g} s clip, {clients} clients: {r['rps']:.1f} req/s, "
+                              f"p50 {r['p50_ms']:.1f} ms, failures {r['failures']}")  # fmt: skip
                 payload = ("clip.wav", clips[HEADLINE_S], "audio/wav")
                 for clients in CONCURRENCY:
-                    r = closed_loop(server.url + "/predict", payload, clients, max(5.0, seconds / 2)).summary()
+                    r = closed_loop(
+                        server.url + "/predict", payload, clients, max(5.0, seconds / 2)
+                    ).summary()
                     scaling.append(r)
                     print(f"{clients:>3} clients: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
                           f"p99 {r['p99_ms']:.1f} ms, failures {r['failures']}")  # fmt: skip
@@ -232,7 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     clips = {length: bench_wav(length, args.data) for length in LENGTHS_S}
     wav = clips[HEADLINE_S]
     model = EmotionModel(BUNDLED_MODEL, providers=["CPUExecutionProvider"], intra_op_threads=1)
-    speech = "RAVDESS actor 01's clips end to end" if (args.data / "ravdess").is_dir() else "a generated voice"
+    speech = (
+        "RAVDESS actor 01's clips end to end" if (args.data / "ravdess").is_dir() else "a generated voice"
+    )
     result = {
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.processor() or 'cpu'}",
@@ -251,22 +285,37 @@ def main(argv: list[str] | None = None) -> None:
     result["model"] = model_scaling(BUNDLED_MODEL)
     with tempfile.TemporaryDirectory() as tmp:
         result["load"], result["concurrency"], result["serving_configs"] = load_section(
-            clips, args.seconds, Path(tmp), not args.skip_configs)
+            clips, args.seconds, Path(tmp), not args.skip_configs
+        )
     ratios = {}
-    for length in LENGTHS_S:
-        base = {r["clients"]: r for r in result["load"] if r["server"].startswith("baseline") and r["clip_s"] == length}
-        ours = {r["clients"]: r for r in result["load"] if r["server"].startswith("this") and r["clip_s"] == length}
-        ratios[f"{length:g}s"] = {
-            "rps_1_client": ours[1]["rps"] / base[1]["rps"],
-            "rps_8_clients": ours[8]["rps"] / base[8]["rps"],
-            "p50_1_client_fraction_of_baseline": ours[1]["p50_ms"] / base[1]["p50_ms"],
-            "p50_1_client_times_lower": base[1]["p50_ms"] / ours[1]["p50_ms"],
-        }
+    for label, server in (("", "this"), ("fixed_windows_", FIXED)):
+        for length in LENGTHS_S:
+            base = {
+                r["clients"]: r
+                for r in result["load"]
+                if r["server"].startswith("baseline") and r["clip_s"] == length
+            }
+            ours = {
+                r["clients"]: r
+                for r in result["load"]
+                if r["server"].startswith(server) and r["clip_s"] == length
+            }
+            ratios[f"{label}{length:g}s"] = {
+                "rps_1_client": ours[1]["rps"] / base[1]["rps"],
+                "rps_8_clients": ours[8]["rps"] / base[8]["rps"],
+                "p50_1_client_fraction_of_baseline": ours[1]["p50_ms"] / base[1]["p50_ms"],
+                "p50_1_client_times_lower": base[1]["p50_ms"] / ours[1]["p50_ms"],
+            }
     result["ratios"] = ratios
-    one = next(r for r in result["load"] if r["server"].startswith("this") and r["clip_s"] == HEADLINE_S and r["clients"] == 1)
+    one = next(
+        r
+        for r in result["load"]
+        if r["server"].startswith("this") and r["clip_s"] == HEADLINE_S and r["clients"] == 1
+    )
     stages = next(r for r in result["cost_by_length"] if r["seconds"] == HEADLINE_S)
     result["profile"] = {  # where a 1-client request's p50 goes
-        "p50_ms": one["p50_ms"], "decode_ms": stages["decode_ms"], "features_ms": stages["features_ms"],
+        "p50_ms": one["p50_ms"], "decode_ms": stages["decode_ms"], "segmentation_ms": stages["segmentation_ms"],
+        "features_ms": stages["features_ms"],
         "model_ms": stages["model_ms"],
         "http_and_framework_ms": one["p50_ms"] - stages["total_ms"],
     }  # fmt: skip

