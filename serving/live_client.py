@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -58,15 +59,18 @@ async def file_frames(samples: np.ndarray, speed: float = 1.0) -> AsyncIterator[
         yield pcm16(samples[i : i + n])
 
 
-async def device_frames(device: str, device_format: str) -> AsyncIterator[bytes]:
-    """Capture from an FFmpeg input device, resampled to 16 kHz mono 16-bit (until Ctrl-C)."""
+async def device_frames(
+    device: str, device_format: str, stop: asyncio.Event | None = None
+) -> AsyncIterator[bytes]:
+    """Capture from an FFmpeg input device, resampled to 16 kHz mono 16-bit, until the
+    input ends or `stop` is set (Ctrl-C)."""
     import av
 
     container = av.open(device, format=device_format)
     resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
     frames = container.decode(audio=0)
     try:
-        while True:
+        while stop is None or not stop.is_set():
             frame = await asyncio.to_thread(next, frames, None)
             if frame is None:
                 return
@@ -129,10 +133,17 @@ def printer(jsonl: bool) -> Callable[[dict], None]:
         if jsonl:
             print(json.dumps(m), flush=True)
         elif m["type"] == "reading":
-            what = f"{m['emotion']:<10} {m['confidence']:.2f} {'#' * round(10 * m['confidence'])}" if m["emotion"] else "-"
+            what = (
+                f"{m['emotion']:<10} {m['confidence']:.2f} {'#' * round(10 * m['confidence'])}"
+                if m["emotion"]
+                else "-"
+            )
             print(f"{m['t']:7.1f} s  {'speech ' if m['speech'] else 'silence'}  {what}", flush=True)
         elif m["type"] == "utterance":
-            print(f"  utterance {m['index']}: {m['start']:.2f}-{m['end']:.2f} s  {m['emotion']} {m['confidence']:.2f}", flush=True)
+            print(
+                f"  utterance {m['index']}: {m['start']:.2f}-{m['end']:.2f} s  {m['emotion']} {m['confidence']:.2f}",
+                flush=True,
+            )
         elif m["type"] == "error":
             print(f"error: {m['error']['message']} ({m['error']['code']})", file=sys.stderr, flush=True)
         elif m["type"] == "end":
@@ -150,19 +161,29 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--device", help="FFmpeg input device (default: ALSA 'default', AVFoundation ':0')")
     s.add_argument("--device-format", help="FFmpeg input format (alsa, pulse, avfoundation, lavfi, ...)")
     s.add_argument("--url", default="ws://127.0.0.1:3000/live")
-    s.add_argument("--speed", type=float, default=1.0, help="x real time for files; 0 sends as fast as it can")
+    s.add_argument(
+        "--speed", type=float, default=1.0, help="x real time for files; 0 sends as fast as it can"
+    )
     s.add_argument("--jsonl", action="store_true", help="print the server's messages as JSON lines")
     args = p.parse_args(argv)
     if args.mic == (args.file is not None):
         p.error("give a FILE or --mic")
-    if args.mic:
-        default_format, default_device = ("avfoundation", ":0") if sys.platform == "darwin" else ("alsa", "default")
-        frames = device_frames(args.device or default_device, args.device_format or default_format)
-    else:
-        samples = soxr.resample(load_audio(args.file), SAMPLE_RATE, RATE).astype(np.float32)
-        frames = file_frames(samples, args.speed)
+
+    async def run() -> StreamResult:
+        if args.mic:  # Ctrl-C ends the capture; the server then closes the last utterance
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+            default_format, default_device = (
+                ("avfoundation", ":0") if sys.platform == "darwin" else ("alsa", "default")
+            )
+            frames = device_frames(args.device or default_device, args.device_format or default_format, stop)
+        else:
+            samples = soxr.resample(load_audio(args.file), SAMPLE_RATE, RATE).astype(np.float32)
+            frames = file_frames(samples, args.speed)
+        return await stream(args.url, frames, printer(args.jsonl))
+
     try:
-        result = asyncio.run(stream(args.url, frames, printer(args.jsonl)))
+        result = asyncio.run(run())
     except KeyboardInterrupt:
         return 130
     except OSError as e:
@@ -170,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if result.latencies_s and not args.jsonl:
         lat = np.array(result.latencies_s) * 1000
-        print(f"latency: p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms over {len(lat)} readings")
+        print(
+            f"latency: p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms over {len(lat)} readings"
+        )
     return 0 if result.close_code == 1000 else 1
 
 

