@@ -189,6 +189,21 @@ def test_demo_long_clip_shows_a_timeline(server, page, ravdess_root, tmp_path):
     assert page.console_errors == []
 
 
+def test_demo_accepts_a_dropped_file(server, page, speech_clip):
+    page.goto(server.url + "/demo")
+    data = list(speech_clip.read_bytes())
+    transfer = page.evaluate_handle(
+        "(bytes) => { const t = new DataTransfer(); "
+        "t.items.add(new File([new Uint8Array(bytes)], 'dropped.flac', {type: 'audio/flac'})); return t; }",
+        data,
+    )
+    page.dispatch_event("#upload-form", "dragover", {"dataTransfer": transfer})
+    page.dispatch_event("#upload-form", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+    assert page.locator("#meta").text_content().startswith("dropped.flac: ")
+    assert page.locator(".bar-row").count() == 8
+
+
 def test_demo_timeline_fits_a_phone(server, browser, ravdess_root, tmp_path):
     from tests.audio_factory import encode, long_recording, read_mono
 
