@@ -179,18 +179,42 @@ def mfcc(windows: np.ndarray) -> np.ndarray:
     for i, samples in enumerate(batch):
         ws.padded[N_FFT // 2 : N_FFT // 2 + N_SAMPLES] = samples
         np.multiply(ws.frames, fb.window, out=ws.windowed)
-        # scipy, not numpy: numpy's float32 rfft is several times slower
-        spectrum = scipy.fft.rfft(ws.windowed, axis=-1, overwrite_x=True).view(np.float32)
-        np.square(spectrum, out=spectrum)  # (re, im) -> (re^2, im^2), summed by the blocks
-        for b in fb.blocks:
-            np.matmul(spectrum[:, b.lo : b.hi], b.weights, out=ws.mel[:, b.b0 : b.b1])
-        log_mel = np.log10(np.maximum(ws.mel, AMIN, out=ws.mel), out=ws.mel)
-        # librosa's top_db floor, in log10 units (the x10 to dB comes after the DCT, which
-        # is linear); per window, as librosa computes it per call
-        np.maximum(log_mel, log_mel.max() - TOP_DB / 10, out=log_mel)
-        np.matmul(log_mel, fb.dct, out=out[i])
+        _cepstra(_log_mel(ws.windowed, ws.mel), out[i])
     out *= 10.0  # 10 log10(power): decibels
     return out[0] if single else out
+
+
+def _log_mel(windowed: np.ndarray, mel: np.ndarray) -> np.ndarray:
+    """log10 mel power of Hann-windowed frames (n, N_FFT), into `mel` (n, N_MELS);
+    `windowed` is overwritten."""
+    # scipy, not numpy: numpy's float32 rfft is several times slower
+    spectrum = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True).view(np.float32)
+    np.square(spectrum, out=spectrum)  # (re, im) -> (re^2, im^2), summed by the blocks
+    for b in filterbank().blocks:
+        np.matmul(spectrum[:, b.lo : b.hi], b.weights, out=mel[:, b.b0 : b.b1])
+    return np.log10(np.maximum(mel, AMIN, out=mel), out=mel)
+
+
+def _cepstra(log_mel: np.ndarray, out: np.ndarray) -> None:
+    """One window's log mel (N_FRAMES, N_MELS; floored in place) -> its cepstra in log10
+    units, into `out` (N_FRAMES, N_MFCC)."""
+    # librosa's top_db floor, in log10 units (the x10 to dB comes after the DCT, which is
+    # linear); per window, as librosa computes it per call
+    np.maximum(log_mel, log_mel.max() - TOP_DB / 10, out=log_mel)
+    np.matmul(log_mel, filterbank().dct, out=out)
+
+
+def frame_log_mel(frames: np.ndarray) -> np.ndarray:
+    """log10 mel power of raw sample frames (n, N_FFT): what one frame contributes to any
+    window it is in, for a caller that keeps frames between windows (`ser.live`)."""
+    return _log_mel(frames * filterbank().window, np.empty((frames.shape[0], N_MELS), np.float32))
+
+
+def window_mfcc(log_mel: np.ndarray) -> np.ndarray:
+    """A window's MFCCs (N_FRAMES, N_MFCC) from its frames' `frame_log_mel` (not modified)."""
+    out = np.empty((N_FRAMES, N_MFCC), np.float32)
+    _cepstra(log_mel.copy(), out)
+    return out * 10.0
 
 
 def clip_features(samples: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float]]]:

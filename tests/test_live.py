@@ -17,7 +17,7 @@ import soxr
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ser.config import SAMPLE_RATE
+from ser.config import N_FRAMES, SAMPLE_RATE
 from ser.live import HOP_S, LiveSession, advance
 from ser.vad import speech_probabilities, speech_regions
 from serving.live_client import RATE, file_frames, pcm16, stream
@@ -247,3 +247,37 @@ def test_client_streams_a_capture_device(live_server, speech, tmp_path):
                          timeout=120, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("utterance ") == len(speech[1]) and "latency: p50" in out.stdout
+
+
+def test_long_utterance_readings_reuse_kept_frames(ravdess_root):
+    """Once an utterance is longer than a window, a reading's MFCCs come from frames kept
+    from earlier readings: the same features as the file path's for that window (all but
+    its two edge frames, which the file path pads) and the same answer."""
+    from ser.audio import load_audio
+    from ser.config import HOP_LENGTH, N_SAMPLES
+    from ser.features import mfcc, window_mfcc
+    from ser.inference import EmotionModel
+    from tests.audio_factory import speech_span
+
+    clips = [load_audio(p) for p in sorted((ravdess_root / "Actor_03").glob("*.flac"))[:5]]
+    spans = [speech_span(x, SAMPLE_RATE) for x in clips]
+    speech = np.concatenate(
+        [x[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for x, (a, b) in zip(clips, spans, strict=True)]
+    )
+    model = EmotionModel()
+    session, checked = LiveSession(SAMPLE_RATE), 0  # at the model's rate: the kept audio is the input
+    for i in range(0, len(speech), SAMPLE_RATE // 10):
+        session.feed(speech[i : i + SAMPLE_RATE // 10])
+        while session.hops_ready():
+            before = session.incremental_readings
+            reading = advance([session], model.predict_features, model.labels)[0][-1]
+            if session.incremental_readings == before:
+                continue
+            first = session.mel_from * HOP_LENGTH
+            expected = mfcc(speech[first : first + N_SAMPLES])
+            got = window_mfcc(session.mel_cache[:N_FRAMES])
+            assert np.abs(got[1:-1] - expected[1:-1]).max() < 0.05
+            probs = model.predict_features(expected[None])[0]
+            assert max(abs(reading["probabilities"][k] - p) for k, p in zip(model.labels, probs, strict=True)) < 0.05
+            checked += 1
+    assert checked >= 4, (checked, len(speech) / SAMPLE_RATE)
