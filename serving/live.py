@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -45,6 +46,7 @@ streams are all taken; retry)."""
 
 FORMATS = {"s16le": (np.dtype("<i2"), 32768.0), "f32le": (np.dtype("<f4"), 1.0)}
 UNSUPPORTED, POLICY, TOO_BIG, TRY_LATER = 1003, 1008, 1009, 1013
+MAX_BACKLOG_S = 8.0  # audio received and not yet answered, per stream
 
 
 class LiveError(InputError):
@@ -56,10 +58,47 @@ class LiveError(InputError):
 
 
 class Stream:
+    """A stream's session, and what passes between the event loop and the engine's thread.
+
+    The session belongs to the engine's thread while a step runs, so the event loop never
+    touches it: received audio waits in `inbox` (under `lock`) until the next step feeds it.
+    """
+
     def __init__(self, session: LiveSession) -> None:
         self.session = session
+        self.lock = threading.Lock()
+        self.inbox: list[np.ndarray] = []
+        self.received = 0  # input samples, counted on the event loop
+        self.finishing = False  # the client sent {"type": "end"}
         self.ended = False
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    @property
+    def seconds(self) -> float:
+        return self.received / self.session.rate
+
+    def put(self, samples: np.ndarray) -> None:
+        with self.lock:
+            self.inbox.append(samples)
+        self.received += samples.shape[0]
+
+    def backlog_s(self) -> float:
+        """Audio received and not yet answered."""
+        return self.seconds - self.session.hops_done * HOP_S
+
+    def owed(self) -> bool:
+        """A reading is owed, or the end: the engine should step this stream."""
+        due = int(self.seconds / HOP_S + 1e-9) > self.session.hops_done
+        return due or (self.finishing and not self.session.done())
+
+    def take_inbox(self) -> None:
+        """In the engine's thread: feed what arrived (and the end) to the session."""
+        with self.lock:
+            chunks, self.inbox = self.inbox, []
+        if chunks:
+            self.session.feed(np.concatenate(chunks))
+        if self.finishing and not self.session.finished:
+            self.session.finish()
 
 
 class LiveEngine:
@@ -86,21 +125,28 @@ class LiveEngine:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while ready := [s for s in self.streams if s.session.hops_ready()]:
-                messages = await anyio.to_thread.run_sync(self._step, [s.session for s in ready])
-                for stream, out in zip(ready, messages, strict=True):
+            while ready := [s for s in self.streams if s.owed()]:
+                messages = await anyio.to_thread.run_sync(self._step, ready)
+                for stream, out in messages:
                     for message in out:
                         stream.outbox.put_nowait(message)
             for stream in self.streams:
-                if stream.session.done() and not stream.ended:
+                if stream.finishing and stream.session.done() and not stream.ended:
                     stream.ended = True
                     stream.outbox.put_nowait(None)  # everything heard and answered
 
-    def _step(self, sessions: list[LiveSession]) -> list[list[dict[str, Any]]]:
+    def _step(self, streams: list[Stream]) -> list[tuple[Stream, list[dict[str, Any]]]]:
         start = time.perf_counter()
-        out = advance(sessions, self.model.predict_features, self.model.labels)
+        for stream in streams:
+            stream.take_inbox()
+        ready = [s for s in streams if s.session.hops_ready()]
+        out = (
+            advance([s.session for s in ready], self.model.predict_features, self.model.labels)
+            if ready
+            else []
+        )
         STAGE_SECONDS.labels(stage="live_step").observe(time.perf_counter() - start)
-        return out
+        return list(zip(ready, out, strict=True))
 
 
 def _start_message(text: str | None) -> tuple[np.dtype, float, int, int]:
@@ -211,12 +257,16 @@ async def _receive_audio(
         _raise_if_closed(message)
         if message.get("bytes") is not None:
             samples = _samples(message["bytes"], dtype, scale, channels)
-            if session.seconds + samples.shape[0] / session.rate > SETTINGS.live_max_seconds:
+            if stream.seconds + samples.shape[0] / session.rate > SETTINGS.live_max_seconds:
                 raise LiveError("stream_too_long", f"a live stream may last {SETTINGS.live_max_seconds:g} s of audio; "
                                 "start a new one", POLICY)  # fmt: skip
-            session.feed(samples)
-            if session.hops_ready():
+            stream.put(samples)
+            if stream.owed():
                 engine.wake.set()
+            # a client sending faster than the engine answers waits here (and TCP slows it):
+            # unanswered audio, and the memory it holds, stays under MAX_BACKLOG_S
+            while stream.backlog_s() > MAX_BACKLOG_S:
+                await anyio.sleep(0.01)
             continue
         try:
             end = json.loads(message.get("text") or "")
@@ -228,7 +278,7 @@ async def _receive_audio(
                 'after the start message, send binary audio frames or {"type": "end"}',
                 UNSUPPORTED,
             )
-        session.finish()
+        stream.finishing = True
         engine.wake.set()
         return  # the sender closes the socket after the last message
 

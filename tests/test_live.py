@@ -281,3 +281,17 @@ def test_long_utterance_readings_reuse_kept_frames(ravdess_root):
             assert max(abs(reading["probabilities"][k] - p) for k, p in zip(model.labels, probs, strict=True)) < 0.05
             checked += 1
     assert checked >= 4, (checked, len(speech) / SAMPLE_RATE)
+
+
+def test_concurrent_fast_streams_all_hear_the_same(live_server, speech):
+    """Eight streams of the same speech sent as fast as they go, stepped together: each
+    finds the same utterances (audio arriving while a step runs waits for the next one)."""
+    audio, spans = speech
+
+    async def many() -> list:
+        return await asyncio.gather(*(stream(live_server.ws, file_frames(audio, speed=0)) for _ in range(8)))
+
+    results = run(many())
+    found = [[(m["start"], m["end"]) for m in r.messages if m["type"] == "utterance"] for r in results]
+    assert all(r.close_code == 1000 for r in results)
+    assert len(found[0]) == len(spans) and all(f == found[0] for f in found), found
