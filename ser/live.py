@@ -31,7 +31,8 @@ import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ser.config import HOP_LENGTH, N_FFT, N_FRAMES, N_MELS, N_SAMPLES, SAMPLE_RATE
-from ser.features import fit_window, frame_log_mel, mfcc, window_mfcc, window_starts
+from ser.features import fit_window, frame_log_mel, mfcc, window_mfcc
+from ser.segments import utterance_windows
 from ser.vad import FRAME, FRAME_SECONDS, VAD, VAD_RATE, StreamVad, VadSettings, step_many
 
 HOP_S = 0.5  # a reading every half second of audio
@@ -174,10 +175,8 @@ class LiveSession:
                 continue
             self.utterances += 1
             closed.append((self.utterances, start_s, end_s))
-            for start in window_starts(chunk.shape[0]):
-                windows.append(
-                    Window(fit_window(chunk[start : start + N_SAMPLES]), "utterance", self.utterances)
-                )
+            for _, window in utterance_windows(chunk):
+                windows.append(Window(window, "utterance", self.utterances))
         self.pending_utterances.clear()
         if self.speaking:
             start = self.start_frame * FRAME_SECONDS - self.settings.pad_s

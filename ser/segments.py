@@ -48,12 +48,17 @@ def plan_windows(samples: np.ndarray, segmentation: Segmentation = "speech") -> 
     chunks, spans, owner = [], [], []
     for u, (start_s, end_s) in enumerate(utterances):
         a, b = int(start_s * SAMPLE_RATE), min(samples.shape[0], int(end_s * SAMPLE_RATE))
-        for start in window_starts(b - a):
-            chunk = samples[a + start : min(b, a + start + N_SAMPLES)]
-            chunks.append(fit_window(chunk))
-            spans.append(((a + start) / SAMPLE_RATE, (a + start + chunk.shape[0]) / SAMPLE_RATE))
+        for start, window in utterance_windows(samples[a:b]):
+            chunks.append(window)
+            spans.append(((a + start) / SAMPLE_RATE, (a + min(b - a, start + N_SAMPLES)) / SAMPLE_RATE))
             owner.append(u)
     return Plan("speech", np.stack(chunks), spans, utterances, owner)
+
+
+def utterance_windows(audio: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """An utterance's windows, (start sample, samples): one, tiled, up to 4 s; else 4 s
+    windows about every 2 s inside it. Files and live streams classify utterances so."""
+    return [(start, fit_window(audio[start : start + N_SAMPLES])) for start in window_starts(audio.shape[0])]
 
 
 def utterance_probabilities(plan: Plan, window_probs: np.ndarray) -> np.ndarray:
