@@ -97,6 +97,12 @@ def test_technical_details_come_from_the_model(server, page):
             assert corpus in text
         assert "telephone" in text and "1 s around the speech" in text and "A corpus never heard" in text
         assert "uncertain flag" in text and "flagged uncertain" in text
+    live = REPO / "loadtests" / "results" / "live_benchmark.json"
+    if live.exists():  # the live-stream benchmark's table, from its result file
+        import json
+
+        rows = json.loads(live.read_text())["results"]
+        assert "Live streams (WebSocket /live)" in text and f"{rows[-1]['readings']} / {rows[-1]['readings_owed']}" in text
     img = page.locator("img[alt^='Confusion matrix']")
     if img.count():
         assert page.evaluate("(img) => img.naturalWidth > 0", img.element_handle())
