@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"cannot reach {args.url}: {e}", file=sys.stderr)
         return 1
-    if result.latencies_s and not args.jsonl:
+    if result.latencies_s and not args.jsonl and (args.mic or args.speed > 0):  # sent all at once: no latency
         lat = np.array(result.latencies_s) * 1000
         print(
             f"latency: p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms over {len(lat)} readings"
