@@ -29,18 +29,11 @@ from ser.audio import load_audio  # noqa: E402
 from ser.config import SAMPLE_RATE  # noqa: E402
 from ser.datasets import scan_corpus  # noqa: E402
 from ser.inference import BUNDLED_MODEL, EmotionModel, metadata_json  # noqa: E402
+from tests.audio_factory import encode, speech_span  # noqa: E402  (the tests' truth and WAV writer)
 from training.degrade import kellet_pink  # noqa: E402
 
 CORPORA = ("ravdess", "emodb", "nemo", "ased")
 PER_RECORDING = 8
-FRAME = SAMPLE_RATE // 100
-
-
-def speech_span(x: np.ndarray) -> tuple[float, float]:
-    n = len(x) // FRAME
-    energy = 10 * np.log10(np.mean(x[: n * FRAME].reshape(n, FRAME) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero(energy > energy.max() - 35)
-    return loud[0] * FRAME / SAMPLE_RATE, (loud[-1] + 1) * FRAME / SAMPLE_RATE
 
 
 def faint(n: int, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -69,7 +62,7 @@ def measure(model: EmotionModel, corpus: str, clips: list, rng: np.random.Genera
         for x in audio:
             gap = faint(int(rng.uniform(0.6, 2.0) * SAMPLE_RATE), level, rng)
             parts += [gap, x + faint(len(x), level, rng)]
-            a, b = speech_span(x)
+            a, b = speech_span(x, SAMPLE_RATE)
             t += len(gap) / SAMPLE_RATE
             spans.append((t + a, t + b))
             t += len(x) / SAMPLE_RATE
@@ -89,7 +82,9 @@ def measure(model: EmotionModel, corpus: str, clips: list, rng: np.random.Genera
                 offset_err.append(abs(best["end"] - span[1]))
             speech.append(best["emotion"])
             middle = (span[0] + span[1]) / 2
-            fixed.append(min(by_fixed["segments"], key=lambda w: abs((w["start"] + w["end"]) / 2 - middle))["emotion"])
+            fixed.append(
+                min(by_fixed["segments"], key=lambda w: abs((w["start"] + w["end"]) / 2 - middle))["emotion"]
+            )
             pad = max(0, 10 * SAMPLE_RATE - len(x))
             ten = np.concatenate([faint(pad // 2, level, rng), x, faint(pad - pad // 2, level, rng)])
             whole10_speech.append(model.analyse(recording_bytes(ten), segmentation="speech")["emotion"])
@@ -109,13 +104,7 @@ def measure(model: EmotionModel, corpus: str, clips: list, rng: np.random.Genera
 
 
 def recording_bytes(x: np.ndarray) -> bytes:
-    import io
-
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(x, -1, 1), SAMPLE_RATE, format="WAV", subtype="FLOAT")
-    return buf.getvalue()
+    return encode(np.clip(x, -1, 1), SAMPLE_RATE, "WAV", "FLOAT")
 
 
 def main() -> None:
@@ -133,7 +122,11 @@ def main() -> None:
         results[corpus] = measure(model, corpus, clips, rng)
         print(corpus, json.dumps(results[corpus]), flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"model": model.info.version, "protocol": __doc__.split("\n\n")[2:], **results}, indent=1))
+        args.out.write_text(
+            json.dumps(
+                {"model": model.info.version, "protocol": __doc__.split("\n\n")[2:], **results}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

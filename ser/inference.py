@@ -30,6 +30,7 @@ from ser.segments import (
     silences,
     utterance_probabilities,
 )
+from ser.vad import session as vad_session
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO_ROOT / "model_store" / f"{MODEL_NAME}.onnx"
@@ -101,6 +102,7 @@ class EmotionModel:
                 f"but this code computes {FEATURE_CONFIG.to_json()}"
             )
         filterbank()  # load and check the feature matrices now, not on the first request
+        vad_session()  # and the VAD's network
         self.input_name = self.session.get_inputs()[0].name
         self.labels = self.info.labels
 

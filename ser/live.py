@@ -30,14 +30,13 @@ import numpy as np
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ser.config import HOP_LENGTH, N_FFT, N_FRAMES, N_MELS, N_SAMPLES, SAMPLE_RATE
+from ser.config import CLIP_SECONDS, HOP_LENGTH, N_FFT, N_FRAMES, N_MELS, SAMPLE_RATE
 from ser.features import fit_window, frame_log_mel, mfcc, window_mfcc
 from ser.segments import utterance_windows
 from ser.vad import FRAME, FRAME_SECONDS, VAD, VAD_RATE, StreamVad, VadSettings, step_many
 
 HOP_S = 0.5  # a reading every half second of audio
 MAX_UTTERANCE_S = 20.0  # a longer stretch without a pause is closed and a new one begun
-KEEP_S = CLIP_S = N_SAMPLES / SAMPLE_RATE  # audio kept outside an utterance: one window
 
 
 def _resampler(rate: int, to: int, quality: str) -> soxr.ResampleStream | None:
@@ -147,7 +146,7 @@ class LiveSession:
 
     def trim(self, now_s: float) -> None:
         """Drop audio no later answer needs: before the open utterance, or the last 4 s."""
-        keep_from = now_s - KEEP_S
+        keep_from = now_s - CLIP_SECONDS  # outside an utterance, one window is kept
         if self.speaking:
             keep_from = min(keep_from, self.start_frame * FRAME_SECONDS - self.settings.pad_s)
         drop = int(max(0.0, keep_from) * SAMPLE_RATE) - self.audio_from
@@ -180,12 +179,12 @@ class LiveSession:
         self.pending_utterances.clear()
         if self.speaking:
             start = self.start_frame * FRAME_SECONDS - self.settings.pad_s
-            kept = self._kept_frames_window(now) if now - start >= CLIP_S else None
+            kept = self._kept_frames_window(now) if now - start >= CLIP_SECONDS else None
             if kept is not None:  # a whole window of speech: its MFCCs from kept frames
                 windows.append(Window(None, "reading", self.hops_done, window_mfcc(kept)))
                 self.incremental_readings += 1
             else:  # a short utterance so far: tiled, as files and training fit short clips
-                recent = self._slice(max(start, now - CLIP_S), now)
+                recent = self._slice(max(start, now - CLIP_SECONDS), now)
                 if recent.shape[0] >= FRAME:
                     windows.append(Window(fit_window(recent), "reading", self.hops_done))
         else:

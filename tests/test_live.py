@@ -21,7 +21,7 @@ from ser.config import N_FRAMES, SAMPLE_RATE
 from ser.live import HOP_S, LiveSession, advance
 from ser.vad import speech_probabilities, speech_regions
 from serving.live_client import RATE, file_frames, pcm16, stream
-from tests.audio_factory import long_recording
+from tests.audio_factory import encode, long_recording
 from tests.conftest import start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -219,7 +219,7 @@ def test_stream_cap_abrupt_disconnects_and_idle_sockets_leave_the_server_serving
     # and the server still answers both APIs, with no stream left open
     result = run(stream(live_server.ws, file_frames(speech[0][: 3 * RATE], speed=0)))
     assert result.close_code == 1000
-    wav = requests.post(f"{live_server.url}/predict", data=pcm_wav(speech[0][: 3 * RATE]),
+    wav = requests.post(f"{live_server.url}/predict", data=encode(speech[0][: 3 * RATE], RATE, "WAV", "PCM_16"),
                         headers={"content-type": "audio/wav"}, timeout=30)  # fmt: skip
     assert wav.status_code == 200
     metrics = requests.get(f"{live_server.url}/metrics", timeout=10).text
@@ -227,18 +227,10 @@ def test_stream_cap_abrupt_disconnects_and_idle_sockets_leave_the_server_serving
     assert live_server.alive()
 
 
-def pcm_wav(samples: np.ndarray) -> bytes:
-    from tests.audio_factory import encode
-
-    return encode(samples, RATE, "WAV", "PCM_16")
-
-
 def test_client_streams_a_capture_device(live_server, speech, tmp_path):
     """`stream --mic` through FFmpeg's capture path, with lavfi playing real speech as the device."""
     import subprocess
     import sys
-
-    from tests.audio_factory import encode
 
     wav = tmp_path / "speech.wav"
     wav.write_bytes(encode(speech[0], RATE, "WAV", "PCM_16"))

@@ -123,6 +123,17 @@ def test_demo_upload_shows_a_result(server, page, speech_clip):
     assert page.console_errors == []
 
 
+def fake_microphone(playwright, wav: Path):
+    """Chromium whose microphone plays `wav`: (browser, page, the page's errors)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}"])  # fmt: skip
+    page = browser.new_context(permissions=["microphone"]).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return browser, page, errors
+
+
 def test_demo_microphone_records_and_shows_a_result(server, playwright, speech_clip, tmp_path):
     """Chromium's fake capture device plays a real clip into MediaRecorder; the page sends
     what the browser recorded (WebM/Opus) and shows the answer."""
@@ -131,13 +142,7 @@ def test_demo_microphone_records_and_shows_a_result(server, playwright, speech_c
     wav = tmp_path / "speech.wav"
     samples, rate = read_mono(speech_clip)
     wav.write_bytes(encode(samples, rate, "WAV", "PCM_16"))
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}"])  # fmt: skip
-    context = browser.new_context(permissions=["microphone"])
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    browser, page, errors = fake_microphone(playwright, wav)
     page.goto(server.url + "/demo")
     page.get_by_role("button", name="Record from microphone").click()
     page.wait_for_selector("#record-status:has-text('3 s')", timeout=15_000)  # the CSP forbids eval
@@ -240,13 +245,7 @@ def test_demo_live_mode_streams_the_microphone(server, playwright, ravdess_root,
     samples, _ = long_recording([s for s, _ in parts], parts[0][1], [0.5, 1.0, 3.0])
     wav = tmp_path / "speech.wav"
     wav.write_bytes(encode(samples, parts[0][1], "WAV", "PCM_16"))
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}"])  # fmt: skip
-    context = browser.new_context(permissions=["microphone"])
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    browser, page, errors = fake_microphone(playwright, wav)
     page.goto(server.url + "/demo")
     page.get_by_role("button", name="Start live").click()
     page.wait_for_selector("#live-wrap:not([hidden])", timeout=15_000)
