@@ -6,7 +6,8 @@ Read `SpeechEmotion.predict` top to bottom for a request's path: the input spec
 (`serving.request`) reads the upload in memory, `EmotionModel.analyse` decodes, computes
 features and runs onnxruntime, and the answer is a typed `Prediction`. With
 SER_INFERENCE_MODE=batching the model runs instead in its own service, `EmotionClassifier`,
-with BentoML's adaptive batching (the GPU configuration). Also served: `/classify_features`
+with BentoML's adaptive batching (slower than direct on this CPU and on an H100: README,
+Speed). SER_GPU=1 runs the model on the GPU. Also served: `/classify_features`
 (MFCC windows in, probabilities out), the WebSocket `/live` (readings while someone
 speaks; `serving.live`), `/model`, the pages (/, /technical, /demo, /about),
 /docs, /openapi.json and BentoML's /livez, /readyz, /metrics. No TensorFlow and no librosa
@@ -15,6 +16,7 @@ are imported here.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +56,8 @@ from serving.schema import Prediction
 from serving.settings import SETTINGS
 from web import pages
 
+logger = logging.getLogger("bentoml")
+
 bentoml_patches.install()  # bounded metric labels, a safe access log (see the module)
 connections.install()  # request headers within 10 s; unparseable requests in the error shape
 
@@ -92,14 +96,14 @@ Windows = Annotated[np.ndarray, DType("float32"), Shape((-1, N_FRAMES, N_MFCC))]
 class EmotionClassifier:
     """The model alone, with BentoML's adaptive batching: MFCC windows in, calibrated
     probabilities out. The API service calls it (`bentoml.depends`) when
-    SER_INFERENCE_MODE=batching, the GPU configuration; on this CPU the API service's own
-    onnxruntime is faster (README, Speed)."""
+    SER_INFERENCE_MODE=batching; the API service's own onnxruntime measured faster, on
+    this CPU and with an H100 alike (README, Speed)."""
 
     bento_model = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
 
     def __init__(self) -> None:
         self.model = EmotionModel(
-            Path(self.bento_model.path_of(MODEL_FILE)), intra_op_threads=SETTINGS.ort_threads
+            Path(self.bento_model.path_of(MODEL_FILE)), SETTINGS.providers, SETTINGS.ort_threads
         )
 
     @bentoml.api(
@@ -137,7 +141,10 @@ class SpeechEmotion:
         threadpool_limits(1, user_api="blas")
         return_freed_memory()  # a burst of large uploads must not stay resident
         path = Path(self.bento_model.path_of(MODEL_FILE))
-        self.model = EmotionModel(path, intra_op_threads=SETTINGS.ort_threads)
+        self.model = EmotionModel(path, SETTINGS.providers, SETTINGS.ort_threads)
+        if SETTINGS.gpu and self.model.provider != "CUDAExecutionProvider":
+            logger.warning("SER_GPU=1 but the model runs on %s: is onnxruntime-gpu installed "
+                           "and a GPU visible?", self.model.provider)  # fmt: skip
         self.live_engine = LiveEngine(self.model)
 
     def __is_ready__(self) -> bool:

@@ -59,9 +59,8 @@ def start_service(tmp: Path, env_extra: dict[str, str] | None = None, timeout: f
                    capture_output=True)  # fmt: skip
     port = free_port()
     log = tmp / f"service-{port}.log"
-    bentoml = Path(sys.executable).parent / "bentoml"
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "service:SpeechEmotion", "--port", str(port), "--host", "127.0.0.1"],
+    proc = subprocess.Popen(  # -m: also where bentoml is installed without its script (pip --target)
+        [sys.executable, "-m", "bentoml", "serve", "service:SpeechEmotion", "--port", str(port), "--host", "127.0.0.1"],
         cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

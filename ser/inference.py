@@ -12,6 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO_ROOT / "model_store" / f"{MODEL_NAME}.onnx"
 
 
-def available_providers() -> list[str]:
-    """CUDA first when onnxruntime-gpu sees a GPU, CPU always as the fallback."""
+def available_providers(gpu: bool = True) -> list[str]:
+    """CUDA first when asked for and onnxruntime-gpu is installed, CPU always as the fallback."""
     have = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have]
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if gpu else ("CPUExecutionProvider",)
+    return [p for p in wanted if p in have]
+
+
+@lru_cache(maxsize=1)
+def load_cuda_libraries() -> None:
+    """CUDA and cuDNN from the pip packages of `onnxruntime-gpu[cuda,cudnn]`
+    (requirements/serve-gpu.txt), so that no CUDA image or LD_LIBRARY_PATH is needed; a
+    CUDA toolkit already on the library path serves as well."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        preload()
 
 
 # For models exported before a threshold was chosen on validation speakers: below 0.5, a
@@ -91,9 +103,10 @@ class EmotionModel:
         options.intra_op_num_threads = intra_op_threads or int(os.environ.get("SER_ORT_THREADS", "1"))
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(model_path), options, providers=providers or available_providers()
-        )
+        providers = providers or available_providers()
+        if "CUDAExecutionProvider" in providers:
+            load_cuda_libraries()
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = info_from_metadata(meta, model_path)
         if self.info.feature_config != FEATURE_CONFIG:

@@ -26,7 +26,9 @@ class Settings:
     # requests); "direct": run onnxruntime in the request's own worker thread.
     inference_mode: str = _env("SER_INFERENCE_MODE", "direct")
     workers: int = int(_env("SER_WORKERS", "2"))
-    gpu: bool = _env("SER_GPU", "0") == "1"  # ask BentoML for a GPU (frozen into a Bento at build)
+    # 1: ask BentoML for a GPU (frozen into a Bento at build) and run the model with
+    # onnxruntime's CUDA provider; 0: the CPU, also where onnxruntime-gpu is installed
+    gpu: bool = _env("SER_GPU", "0") == "1"
     max_batch_size: int = int(_env("SER_MAX_BATCH_SIZE", "32"))
     # BentoML's dispatcher answers 503 to calls it expects to finish later than this, so
     # this is a shedding deadline, not the batching wait (which it tunes by itself)
@@ -64,6 +66,13 @@ class Settings:
         return {"cors": {"enabled": True, "access_control_allow_origins": list(self.cors_origins),
                          "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
                          "access_control_allow_headers": ["content-type"], "access_control_max_age": 600}}  # fmt: skip
+
+    @property
+    def providers(self) -> list[str]:
+        """onnxruntime's execution providers for the served model."""
+        from ser.inference import available_providers  # noqa: PLC0415 (settings stay light)
+
+        return available_providers(gpu=self.gpu)
 
     @property
     def ort_threads(self) -> int:

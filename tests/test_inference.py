@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from ser.config import FEATURE_CONFIG, LABELS
@@ -142,3 +143,15 @@ def test_browser_and_phone_recordings_get_the_wavs_answer(ravdess_root):
         assert got["emotion"] == ref["emotion"], (kind, got["probabilities"], ref["probabilities"])
         # probabilities: LAME's MP3 moves them furthest (L1 0.23 with the 2026-11-26 model)
         assert sum(abs(got["probabilities"][k] - p) for k, p in ref["probabilities"].items()) < 0.35, kind
+
+
+def test_ser_gpu_decides_the_execution_provider():
+    """SER_GPU=0 keeps the model on the CPU even where onnxruntime-gpu is installed (on the
+    GPU machine it otherwise took the GPU unasked); SER_GPU=1 asks for CUDA, CPU behind it."""
+    from serving.settings import Settings
+
+    assert Settings(gpu=False).providers == ["CPUExecutionProvider"]
+    on_gpu = Settings(gpu=True).providers
+    assert on_gpu[-1] == "CPUExecutionProvider"
+    assert on_gpu[:-1] == (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
+    assert EmotionModel(providers=Settings(gpu=False).providers).provider == "CPUExecutionProvider"

@@ -36,3 +36,15 @@ def test_model_flop_count_is_plausible():
 
     gflop = model_gflop(EmotionModel())
     assert 0.005 < gflop < 1.0
+
+
+def test_gpu_benchmark_refuses_plainly_without_cuda():
+    """Run by hand on a GPU machine; elsewhere it says what is missing instead of measuring
+    the CPU under a GPU label."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed here")
+    out = subprocess.run([sys.executable, "-m", "loadtests.gpu_benchmark", "--part", "model"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode != 0 and "no CUDA execution provider" in out.stderr
