@@ -103,6 +103,12 @@ def test_technical_details_come_from_the_model(server, page):
 
         rows = json.loads(live.read_text())["results"]
         assert "Live streams (WebSocket /live)" in text and f"{rows[-1]['readings']} / {rows[-1]['readings_owed']}" in text
+    gpu = REPO / "loadtests" / "results" / "gpu_benchmark.json"
+    if gpu.exists():  # and the GPU measurement's, with its ratios against the CPU
+        import json
+
+        first = json.loads(gpu.read_text())["load"][0]
+        assert "On a GPU, measured" in text and f"{first['rps']:.1f}" in text
     img = page.locator("img[alt^='Confusion matrix']")
     if img.count():
         assert page.evaluate("(img) => img.naturalWidth > 0", img.element_handle())

@@ -5,7 +5,8 @@ Served by the BentoML service (mounted Starlette routes) and renderable to stati
     python -m web.pages --out site/
 
 Every number on Technical Details comes from the served model's own metadata and, if a
-benchmark has been run, from `loadtests/results/benchmark.json` and `live_benchmark.json`;
+benchmark has been run, from `loadtests/results/benchmark.json`, `live_benchmark.json` and
+`gpu_benchmark.json`;
 nothing is hard-coded.
 """
 
@@ -34,6 +35,7 @@ from serving.live import LIVE_PROTOCOL
 WEB = Path(__file__).resolve().parent
 BENCHMARK_JSON = REPO_ROOT / "loadtests" / "results" / "benchmark.json"
 LIVE_BENCHMARK_JSON = BENCHMARK_JSON.with_name("live_benchmark.json")
+GPU_BENCHMARK_JSON = BENCHMARK_JSON.with_name("gpu_benchmark.json")
 PAGES = {  # route -> (template, title in the navigation bar)
     "/": ("home.html", "Home"),
     "/technical": ("technical.html", "Technical Details"),
@@ -56,6 +58,8 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
     benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.exists() else None
     live_path = benchmark_path.with_name(LIVE_BENCHMARK_JSON.name)
     live_benchmark = json.loads(live_path.read_text()) if live_path.exists() else None
+    gpu_path = benchmark_path.with_name(GPU_BENCHMARK_JSON.name)
+    gpu_benchmark = json.loads(gpu_path.read_text()) if gpu_path.exists() else None
     return {
         "labels": LABELS,
         "model": {
@@ -81,6 +85,7 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
         "has_card": (model_dir / "MODEL_CARD.md").exists(),
         "benchmark": benchmark,
         "live_benchmark": live_benchmark,
+        "gpu_benchmark": gpu_benchmark,
         "uncertainty_threshold": info.uncertainty_threshold,
     }
 
