@@ -95,8 +95,23 @@ class TrainConfig:
         typed = {}
         for key, value in overrides.items():
             default = getattr(base, key)
-            typed[key] = tuple(value) if isinstance(default, tuple) else type(default)(value)
+            if isinstance(default, bool):
+                typed[key] = _as_bool(key, value)
+            else:
+                typed[key] = tuple(value) if isinstance(default, tuple) else type(default)(value)
         return dataclasses.replace(base, **typed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    """true/false/1/0 in any case: bool("False") would be True."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"{key} must be true or false, not {value!r}")
