@@ -1,0 +1,27 @@
+"""The README's accuracy table from an evaluation: python -m scripts.accuracy_table runs/eval/evaluation.json
+
+Unweighted accuracy, mean +- std over the speaker folds, per corpus and pooled, for every
+view the folds scored (as recorded, degradations, lengths), in percent, as Markdown.
+"""
+
+import json
+import sys
+
+from ser.config import EVALUATION_VIEWS
+
+evaluation = json.load(open(sys.argv[1]))
+by_view = evaluation["speaker_cv"]["by_view"]
+order = ["ravdess", "emodb", "nemo", "ased"]  # the README's columns; others after them
+corpora = sorted((c for c in by_view["clean"] if c != "all"), key=lambda c: (order.index(c) if c in order else 9, c))
+print("| test speakers' clips | " + " | ".join(corpora) + " | all |")
+print("|---" * (len(corpora) + 2) + "|")
+for view, label in EVALUATION_VIEWS.items():
+    if view in by_view:
+        cells = []
+        for c in [*corpora, "all"]:
+            ua = by_view[view][c]["unweighted_accuracy"]
+            cells.append(f"{100 * ua['mean']:.1f} ± {100 * ua['std']:.1f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+for corpus, part in evaluation.get("leave_one_corpus_out", {}).items():
+    ua = part["views"]["clean"][corpus]["unweighted_accuracy"]
+    print(f"never heard (trained on the others): {corpus} UA {100 * ua:.1f}")
