@@ -54,6 +54,8 @@ def load_cuda_libraries() -> None:
         preload()
 
 
+MODEL_BATCH = 32  # windows per onnxruntime run (memory; see EmotionModel.predict_features)
+
 # For models exported before a threshold was chosen on validation speakers: below 0.5, a
 # calibrated answer is more likely wrong than right.
 FALLBACK_UNCERTAINTY_THRESHOLD = 0.5
@@ -128,7 +130,14 @@ class EmotionModel:
         """(n, N_FRAMES, N_MFCC) float32 windows -> (n, n_labels) calibrated probabilities."""
         if features.ndim != 3 or features.shape[1:] != (N_FRAMES, N_MFCC):
             raise ValueError(f"expected (n, {N_FRAMES}, {N_MFCC}) features, got {features.shape}")
-        return self.session.run(None, {self.input_name: features.astype(np.float32, copy=False)})[0]
+        features = features.astype(np.float32, copy=False)
+        # in batches of at most MODEL_BATCH windows: onnxruntime's arena keeps what its
+        # largest run needed, and a 10-minute upload is ~300 windows through three networks
+        # (32 concurrent 4.4-minute uploads peaked at 2.7 GiB in one run, over the
+        # Deployment's 2 GiB; tests/test_memory.py)
+        parts = [self.session.run(None, {self.input_name: features[i : i + MODEL_BATCH]})[0]
+                 for i in range(0, max(len(features), 1), MODEL_BATCH)]  # fmt: skip
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def analyse(
         self,
