@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import requests
 
 from loadtests.benchmark import RESULTS, median_ms
 from loadtests.clips import bench_wav
@@ -113,8 +114,6 @@ def load_rows(seconds: float, workers: int, tmp: Path) -> list[dict]:
 
 
 def server_provider(url: str) -> str:
-    import requests
-
     try:
         return str(requests.get(url + "/model", timeout=5).json().get("provider", "?"))
     except (requests.RequestException, ValueError):
