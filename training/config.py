@@ -69,6 +69,12 @@ class TrainConfig:
     spec_time_width: int = 12  # frames
     spec_freq_masks: int = 2
     spec_freq_width: int = 4  # MFCC coefficients
+    # A channel's pass band imposed on this share of training windows at the feature level
+    # (training.data.band_limit): top edge log-uniform in band_high_hz, a low cut in
+    # band_low_hz on half of them.
+    p_band_limit: float = 0.0
+    band_high_hz: tuple[float, float] = (2800.0, 8000.0)
+    band_low_hz: tuple[float, float] = (150.0, 450.0)
     # validation (early stopping, temperature) also scores 1 s crops of the validation
     # speakers' clips, so calibration holds for short uploads too
     val_short_seconds: float = 1.0
