@@ -15,7 +15,8 @@ from ser.config import N_SAMPLES, SAMPLE_RATE
 from ser.datasets import Clip
 from training import augment, degrade
 from training.config import TrainConfig
-from training.data import CropConfig, training_crop
+from ser.features import clip_features
+from training.data import CropConfig, band_limit, training_crop
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,24 @@ def test_telephone_channel_removes_the_top_band(speech):
     phone = next(y for y in (augment.channel(speech, rng) for _ in range(20)) if band_share(y, 4200, 11000) < 0.01)
     assert band_share(speech, 4200, 11000) > 0.01 > band_share(phone, 4200, 11000)
     assert band_share(degrade.phone(speech, rng), 4200, 11000) < 0.01
+
+
+def test_band_limit_on_features_looks_like_a_telephone_line(speech):
+    """The feature-level pass band moves a clip's MFCCs towards its telephone version's
+    (after the model's per-window mean removal), and leaves the windows it skips alone."""
+    cfg = TrainConfig.with_overrides({"p_band_limit": 1.0, "band_high_hz": (3400.0, 3400.0),
+                                      "band_low_hz": (300.0, 300.0)})  # fmt: skip
+    clean = clip_features(speech)[0][:1]
+    phone = clip_features(degrade.phone(speech, np.random.default_rng(3)))[0][:1]
+    limited = band_limit(clean, np.random.default_rng(4), cfg)
+
+    def distance(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(((a - a.mean(1, keepdims=True)) - (b - b.mean(1, keepdims=True))) ** 2)))
+
+    assert distance(limited, phone) < 0.75 * distance(clean, phone)
+    assert limited.shape == clean.shape and np.isfinite(limited).all()
+    off = TrainConfig.with_overrides({"p_band_limit": 0.0})
+    assert band_limit(clean, np.random.default_rng(4), off) is clean
 
 
 def test_noise_colours_and_snr(speech):
