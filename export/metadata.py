@@ -38,6 +38,17 @@ def describe_normalisation(cfg: TrainConfig) -> str:
     return first + "standardisation per coefficient with statistics fitted on the training speakers only"
 
 
+def recipe_differences(evaluation: dict, cfg: TrainConfig) -> dict[str, list[Any]]:
+    """Settings in which the evaluation's runs differ from the model's: {key: [evaluation's,
+    model's]}. The card says the folds are of the same recipe only when this is empty."""
+    known = set(TrainConfig().to_dict())
+    raw = {k: v for k, v in (evaluation.get("config") or {}).items() if k in known}
+    evaluated = TrainConfig.with_overrides(raw).to_dict()
+    # a setting newer than the evaluation is not assumed to have had today's default
+    return {k: [evaluated[k] if k in raw else "not recorded", v]
+            for k, v in cfg.to_dict().items() if k not in raw or evaluated[k] != v}  # fmt: skip
+
+
 def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | None, version: str,
                    notes: str | None = None) -> dict[str, str]:  # fmt: skip
     """The ONNX metadata map (all strings) for the model trained in `run`."""
@@ -71,7 +82,8 @@ def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | N
     if "uncertainty_threshold" in metrics:  # chosen on the validation speakers
         meta["uncertainty_threshold"] = json.dumps(round(float(metrics["uncertainty_threshold"]), 4))
     if evaluation:
-        meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"})
+        meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"}
+                                        | {"recipe_differences": recipe_differences(evaluation, cfg)})  # fmt: skip
     if notes:
         meta["card_notes"] = notes
     return meta

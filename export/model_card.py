@@ -123,6 +123,7 @@ def card_context(info: ModelInfo, export_report: dict | None) -> dict[str, Any]:
         "normalisation": normalisation_text(metadata_json(info, "normalisation") or {}),
         "model_line": _model_line(info, train_cfg),
         "cv": cv, "by_view": by_view, "view_names": EVALUATION_VIEWS,
+        "differences": ev.get("recipe_differences") or {},
         "view_corpora": [c for c in by_view.get("clean", {}) if c != "all"],
         "loco": ev.get("leave_one_corpus_out") or {}, "rnd": ev.get("random_split"), "cc": ev.get("cross_corpus"),
         "corpora": ev.get("corpora", []),

@@ -18,3 +18,18 @@ def test_card_is_rendered_from_the_model_and_says_when_it_is_unsure():
     assert "\n\n\n" not in card
     # the committed card is this rendering (plus the export report's section)
     assert (REPO / "model_store" / "MODEL_CARD.md").read_text().startswith(card.split("## Reproduce")[0].split("## Export")[0])
+
+
+def test_card_names_every_setting_in_which_the_folds_differ_from_the_model():
+    """A card may only call its folds "the same recipe" when they are: each setting that
+    differs (or that the evaluation predates) is named with both values."""
+    from export.metadata import recipe_differences
+    from training.config import TrainConfig
+
+    model = TrainConfig.with_overrides({"ensemble": 3, "p_band_limit": 0.4})
+    same = {"config": model.to_dict()}
+    assert recipe_differences(same, model) == {}
+    folds = {"config": {**model.to_dict(), "ensemble": 1, "band_high_hz": [2800.0, 8000.0]}}
+    assert recipe_differences(folds, model) == {"ensemble": [1, 3]}  # lists and tuples alike
+    older = {"config": {k: v for k, v in model.to_dict().items() if k != "p_band_limit"}}
+    assert recipe_differences(older, model) == {"p_band_limit": ["not recorded", 0.4]}
