@@ -71,8 +71,10 @@ class TrainConfig:
     spec_freq_width: int = 4  # MFCC coefficients
     # A channel's pass band imposed on this share of training windows at the feature level
     # (training.data.band_limit): top edge log-uniform in band_high_hz, a low cut in
-    # band_low_hz on half of them.
-    p_band_limit: float = 0.0
+    # band_low_hz on half of them. One network, 5 folds, against the same without (runs/exp_h
+    # vs runs/wide): telephone UA 58.9 against 48.8 % (better in every fold), clean 62.7
+    # against 62.1, 1 s crops 44.1 against 45.5, ASED 84.5 against 85.7.
+    p_band_limit: float = 0.4
     band_high_hz: tuple[float, float] = (2800.0, 8000.0)
     band_low_hz: tuple[float, float] = (150.0, 450.0)
     # validation (early stopping, temperature) also scores 1 s crops of the validation
