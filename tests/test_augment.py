@@ -13,9 +13,9 @@ import scipy.signal
 from ser.audio import load_audio
 from ser.config import N_SAMPLES, SAMPLE_RATE
 from ser.datasets import Clip
+from ser.features import clip_features
 from training import augment, degrade
 from training.config import TrainConfig
-from ser.features import clip_features
 from training.data import CropConfig, band_limit, training_crop
 
 

@@ -99,6 +99,10 @@ def test_technical_details_come_from_the_model(server, page):
         assert "telephone" in text and "1 s around the speech" in text
         evaluation = metadata_json(read_model_info(BUNDLED_MODEL), "evaluation") or {}
         assert ("A corpus never heard" in text) == bool(evaluation.get("leave_one_corpus_out"))
+        # folds of another recipe than the served model's say so, setting by setting
+        differences = evaluation.get("recipe_differences") or {}
+        assert ("differ from the served model" in text) == bool(differences)
+        assert all(key in text for key in differences)
         assert "uncertain flag" in text and "flagged uncertain" in text
     live = REPO / "loadtests" / "results" / "live_benchmark.json"
     if live.exists():  # the live-stream benchmark's table, from its result file

@@ -77,6 +77,7 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
         "training_data": metadata_json(info, "training_data") or {},
         "validation": metadata_json(info, "validation_metrics") or {},
         "cv": evaluation.get("speaker_cv"),
+        "differences": evaluation.get("recipe_differences") or {},
         "random_split": evaluation.get("random_split"),
         "cross_corpus": evaluation.get("cross_corpus"),
         "loco": evaluation.get("leave_one_corpus_out") or {},
