@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ser.audio import load_audio
 from ser.config import FEATURE_CONFIG, LABELS, N_FFT, SAMPLE_RATE, TOP_DB
 from ser.datasets import Clip
-from ser.features import FILTERS_PATH, clip_features, fit_window, mfcc
+from ser.features import FILTERS_PATH, clip_features, filterbank, fit_window, mfcc
 from training.augment import AugmentConfig, augment
 from training.degrade import DEGRADE, length_crop, speech_bounds
 
@@ -190,13 +190,12 @@ def store_for(clips: Sequence[Clip], cfg) -> FeatureStore:
 
 
 @lru_cache(maxsize=1)
-def _band_centres() -> tuple[np.ndarray, np.ndarray]:
-    """Centre frequency (Hz) of each mel band, and the orthonormal DCT (n_mels, n_mfcc)."""
+def _band_centres() -> np.ndarray:
+    """Centre frequency (Hz) of each mel band of the features' filterbank."""
     with np.load(FILTERS_PATH) as data:
-        mel, dct = data["mel"], data["dct"]  # (n_mels, 1 + n_fft/2), (n_mfcc, n_mels)
+        mel = data["mel"]  # (n_mels, 1 + n_fft/2)
     freqs = np.fft.rfftfreq(N_FFT, 1 / SAMPLE_RATE)
-    centres = (mel * freqs).sum(axis=1) / mel.sum(axis=1)
-    return centres.astype(np.float32), np.ascontiguousarray(dct.T, dtype=np.float32)
+    return ((mel * freqs).sum(axis=1) / mel.sum(axis=1)).astype(np.float32)
 
 
 def band_limit(batch: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
@@ -204,15 +203,15 @@ def band_limit(batch: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     fall by a random slope per octave, down to the window's floor (its loudest band - TOP_DB).
 
     Why on features: the cached copies hold a telephone band in ~15 % of crops, too few to
-    teach the network that a missing top octave is not a sign of low arousal (on the shipped
-    model's unseen speakers a telephone line turned RAVDESS calm recall 0.62 -> 0.25 and
-    EmoDB sad 1.0 -> 0.0). Done here, every batch draws fresh edges at no cache cost. The
+    teach the network that a missing top octave is not a sign of low arousal (on the unseen
+    speakers of the model before it, 20261126-88fe9f93a1, `training.degrade.phone` turned
+    RAVDESS calm recall 0.62 -> 0.25 and EmoDB sad 1.0 -> 0.0). Done here, every batch draws fresh edges at no cache cost. The
     log-mel spectrum is rebuilt from the kept coefficients (orthonormal DCT), changed, and the
     change alone is projected back, so what the DCT dropped is untouched.
     """
     if cfg.p_band_limit <= 0:
         return batch
-    centres, dct = _band_centres()
+    centres, dct = _band_centres(), filterbank().dct  # dct: (n_mels, n_mfcc), orthonormal
     out = batch.copy()
     for i in np.flatnonzero(rng.random(len(batch)) < cfg.p_band_limit):
         log_mel = out[i] @ dct.T  # (frames, n_mels), dB, smoothed by the dropped coefficients
