@@ -54,10 +54,13 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
 
     ev = tmp_path / "eval"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--max-folds", "1", "--out", str(ev),
-                   *overrides])  # fmt: skip
+                   "--save-models", str(ev / "models"), *overrides])  # fmt: skip
     result = json.loads((ev / "evaluation.json").read_text())
     fold = result["speaker_cv"]["folds"][0]
     assert not set(fold["test_speakers"]) & set(fold["val_speakers"])
+    kept = json.loads((ev / "models" / "fold_0" / "data.json").read_text())  # a teacher for fold 0's student
+    assert kept["test"]["speakers"] == fold["test_speakers"] and not set(kept["train"]["speakers"]) & set(
+        fold["test_speakers"] + fold["val_speakers"])
     assert [sorted(h) for h in fold["history"]] == [
         ["epoch", "loss", "test_nll", "test_ua", "train_accuracy", "val_nll", "val_ua"]] * 2
     assert len(fold["member_history"]) == 2
@@ -120,3 +123,39 @@ def test_tuning_reports_every_trial(tiny_corpus, tmp_path):
     assert [t["overrides"]["dropout"] for t in sorted(result["trials"], key=lambda t: t["trial"])] == ["0.2", "0.4"]
     assert all(0 <= t["val_ua"] <= 1 for t in result["trials"])
     assert result["trials"][0]["val_ua"] >= result["trials"][1]["val_ua"]
+
+
+def test_distilled_student_learns_the_teachers_answers_on_its_own_split(tiny_corpus, tmp_path):
+    pytest.importorskip("tensorflow")
+    from training import train
+    from training.config import TrainConfig
+    from training.data import store_for
+    from training.splits import holdout_split, pick_validation, speaker_folds
+
+    common = ["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--set", "epochs=1", "--set", "train_copies=2",
+              "--set", "ensemble=1"]  # fmt: skip
+    teacher = tmp_path / "teacher"
+    train.main([*common, "--out", str(teacher)])
+
+    cfg = TrainConfig.with_overrides([f"distill_from={teacher}", "distill_weight=0.6", "train_copies=2"])
+    clips = train.load_clips([f"ravdess={tiny_corpus}"])
+    folds = speaker_folds(clips, 4, cfg.seed)
+    split = holdout_split(clips, pick_validation(clips, folds[0], 2))  # the teacher's own split
+    store = store_for(clips, cfg)
+    soft = train.teacher_targets(store, split, split.train, cfg)
+    assert soft.shape == (len(split.train), 2, 8)
+    np.testing.assert_allclose(soft.sum(axis=-1), 1, atol=1e-5)
+    y = np.array([train.LABELS.index(clips[i].label) for i in split.train])
+    probs = np.full(len(y), 1 / len(y))
+    x, targets = train._Batches(store.copies(split.train), y, probs, cfg, 0, soft)[0]
+    np.testing.assert_allclose(targets.sum(axis=1), 1, atol=1e-5)
+    hard = targets.max(axis=1)  # 0.4 of the label plus the teacher's share of it
+    assert (hard >= 0.4).all() and (hard < 1).all()
+
+    student = tmp_path / "student"
+    train.main([*common, "--set", f"distill_from={teacher}", "--out", str(student)])
+    assert json.loads((student / "config.json").read_text())["train"]["distill_from"] == str(teacher)
+
+    # validating on speakers the teacher learned from would leak them into the student
+    with pytest.raises(ValueError, match="trained on held-out speakers"):
+        train.main([*common, "--set", f"distill_from={teacher}", "--val-fold", "1", "--out", str(tmp_path / "x")])

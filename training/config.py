@@ -77,6 +77,15 @@ class TrainConfig:
     p_band_limit: float = 0.4
     band_high_hz: tuple[float, float] = (2800.0, 8000.0)
     band_low_hz: tuple[float, float] = (150.0, 450.0)
+    # Knowledge distillation: a trained run folder whose model (normally the three-network
+    # ensemble) gives soft targets for every cached training window; each window's target is
+    # (1 - distill_weight) x its label + distill_weight x the teacher's calibrated
+    # probabilities for that window before the on-the-fly pass band and masks, so the
+    # student also learns to answer a band-limited window as the teacher answers the full
+    # one. The teacher must not have trained on the student's validation or test speakers
+    # (checked against its data.json). "" = no teacher.
+    distill_from: str = ""
+    distill_weight: float = 0.7
     # validation (early stopping, temperature) also scores 1 s crops of the validation
     # speakers' clips, so calibration holds for short uploads too
     val_short_seconds: float = 1.0

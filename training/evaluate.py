@@ -82,13 +82,19 @@ def score_views(r, store: FeatureStore, idx: list[int], views: Sequence[str]) ->
 
 
 def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int | None,
-             views: Sequence[str] = ROBUSTNESS_VIEWS) -> dict:  # fmt: skip
+             views: Sequence[str] = ROBUSTNESS_VIEWS, save: Path | None = None) -> dict:  # fmt: skip
+    """Train on fold `i`'s training speakers, score its test speakers; with `save`, the
+    fold's model is kept there as a run folder (a teacher for the same fold's student)."""
     split = fold_split(clips, folds, i, n_val)
     print(f"fold {i + 1}/{len(folds)}: test {split.test_speakers}, val {split.val_speakers}")
     print(describe(clips, split))
     store = store_for(clips, cfg)
     r = fit_split(store, split, cfg, desc=f"fold {i + 1}")
     scores = score_views(r, store, split.test, ["clean", *views])
+    if save is not None:
+        from training.reporting import write_run
+
+        write_run(save, r, cfg, clips, split, [f"{c}=" for c in sorted({c.corpus for c in clips})], r.seconds)
     line = ", ".join(f"{k} {v['unweighted_accuracy']:.3f}" for k, v in scores["clean"].items())
     print(f"fold {i + 1}: test UA {line}; {r.seconds:.0f} s")
     return {
@@ -299,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cross-corpus-run", type=Path, metavar="RUN",
                    help="test this trained run folder on --cross-corpus instead of training a new model")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--save-models", type=Path, metavar="DIR", help="keep each fold's model in DIR/fold_<i>")
     args = p.parse_args(argv)
     cfg = TrainConfig.with_overrides(args.set)
     set_tf_threads()
@@ -312,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         to_run = list(range(args.max_folds or args.folds))
     for i in to_run:
-        part = run_fold(clips, cfg, folds, i, args.val_speakers)
+        save = args.save_models / f"fold_{i}" if args.save_models else None
+        part = run_fold(clips, cfg, folds, i, args.val_speakers, save=save)
         (args.out / f"fold_{i}.json").write_text(json.dumps(part, indent=2))
     for corpus in args.leave_out:
         part = leave_corpus_out(clips, cfg, corpus, args.folds, args.val_speakers)

@@ -15,6 +15,7 @@ confusion_matrix.png (validation speakers), training_curves.png, MODEL_CARD.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -47,11 +48,13 @@ SELECTIONS = ("val_nll", "best_val", "last")
 
 class _Batches(keras.utils.PyDataset):
     """Each epoch: one cached training window per draw, clips drawn by `probs` (corpus and
-    class balance), a random copy of each, fresh SpecAugment masks and mixup."""
+    class balance), a random copy of each, fresh SpecAugment masks and mixup. With `soft`
+    (a teacher's probabilities per clip and copy) the targets mix in the teacher's answer."""
 
-    def __init__(self, copies: np.ndarray, y: np.ndarray, probs: np.ndarray, cfg: TrainConfig, seed: int) -> None:
+    def __init__(self, copies: np.ndarray, y: np.ndarray, probs: np.ndarray, cfg: TrainConfig, seed: int,
+                 soft: np.ndarray | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.copies, self.y, self.probs, self.cfg = copies, y, probs, cfg
+        self.copies, self.y, self.probs, self.cfg, self.soft = copies, y, probs, cfg, soft
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -64,6 +67,9 @@ class _Batches(keras.utils.PyDataset):
         x = self.copies[clip, copy].astype(np.float32)
         x = spec_augment(band_limit(x, self.rng, self.cfg), self.rng, self.cfg)
         y = np.eye(N_CLASSES, dtype=np.float32)[self.y[clip]]
+        if self.soft is not None:
+            w = self.cfg.distill_weight
+            y = (1 - w) * y + w * self.soft[clip, copy]
         if self.cfg.mixup_alpha > 0:
             lam = self.rng.beta(self.cfg.mixup_alpha, self.cfg.mixup_alpha, size=len(clip)).astype(np.float32)
             lam = np.maximum(lam, 1 - lam)  # the first clip dominates each mix
@@ -172,9 +178,30 @@ class FitResult:
     uncertainty_threshold: float = 1.0
 
 
+def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: TrainConfig) -> np.ndarray | None:
+    """The teacher's calibrated probabilities for every cached training window of the clips
+    `idx`: (len(idx), train_copies, N_CLASSES), or None without `distill_from`.
+
+    Refuses a teacher that trained on a validation or test speaker of this split: its
+    answers would carry those speakers into the student.
+    """
+    if not cfg.distill_from:
+        return None
+    run = Path(cfg.distill_from)
+    taught = set(json.loads((run / "data.json").read_text())["train"]["speakers"])
+    held = {store.clips[i].speaker for i in [*split.val, *split.test]}
+    if taught & held:
+        raise ValueError(f"the teacher {run} trained on held-out speakers {sorted(taught & held)}")
+    teacher = keras.models.load_model(run / "model.keras")
+    copies = store.copies(idx)
+    flat = copies.reshape(-1, *copies.shape[2:]).astype(np.float32)
+    probs = teacher.predict(flat, batch_size=512, verbose=0)
+    return probs.reshape(*copies.shape[:2], N_CLASSES).astype(np.float32)
+
+
 def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, test: WindowSet | None,
                   mean: np.ndarray, var: np.ndarray, cfg: TrainConfig, member: int,
-                  bar: tqdm) -> tuple[keras.Model, keras.Model, _Monitor]:  # fmt: skip
+                  bar: tqdm, soft: np.ndarray | None = None) -> tuple[keras.Model, keras.Model, _Monitor]:  # fmt: skip
     """One member: its own seed (initialisation, draws, masks, mixup) and data."""
     seed = cfg.seed + 1000 * member
     keras.utils.set_random_seed(seed)
@@ -192,7 +219,7 @@ def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, tes
         metrics=["accuracy"],
     )
     monitor = _Monitor(val, cfg, bar, test)
-    model.fit(_Batches(copies, y, probs, cfg, seed), epochs=cfg.epochs, verbose=0, callbacks=[monitor])
+    model.fit(_Batches(copies, y, probs, cfg, seed, soft), epochs=cfg.epochs, verbose=0, callbacks=[monitor])
     return body, model, monitor
 
 
@@ -228,11 +255,15 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     mean, var = normalisation_stats(store.copies(common)[:, 0].astype(np.float32), cfg)
     rotated = len({tuple(val_idx) for _, val_idx in plans}) > 1
     test = store.clean_set(split.test) if split.test else None
+    taught = sorted(set().union(*(train_idx for train_idx, _ in plans)))
+    targets = teacher_targets(store, split, taught, cfg)
+    row = {clip: r for r, clip in enumerate(taught)}
     bodies, monitors, val_logits, val_parts = [], [], [], []
     with tqdm(total=cfg.epochs * cfg.ensemble, desc=desc, unit="epoch") as bar:
         for member, (train_idx, val_idx) in enumerate(plans):
             val = validation_set(store, val_idx, cfg)
-            body, single, monitor = _train_member(store, train_idx, val, test, mean, var, cfg, member, bar)
+            soft = None if targets is None else targets[[row[i] for i in train_idx]]
+            body, single, monitor = _train_member(store, train_idx, val, test, mean, var, cfg, member, bar, soft)
             bodies.append(body)
             monitors.append(monitor)
             if rotated:  # each validation speaker scored by the member that never saw it
