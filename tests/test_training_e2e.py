@@ -159,3 +159,13 @@ def test_distilled_student_learns_the_teachers_answers_on_its_own_split(tiny_cor
     # validating on speakers the teacher learned from would leak them into the student
     with pytest.raises(ValueError, match="trained on held-out speakers"):
         train.main([*common, "--set", f"distill_from={teacher}", "--val-fold", "1", "--out", str(tmp_path / "x")])
+
+
+def test_a_rotated_ensemble_taught_every_speaker_one_of_its_members_trained_on():
+    pytest.importorskip("tensorflow")
+    from training.train import speakers_taught
+
+    shared = {"train": {"speakers": ["a", "b"]}, "val": {"speakers": ["v"]}, "member_val_speakers": [["v"], ["v"]]}
+    assert speakers_taught(shared) == {"a", "b"}
+    rotated = shared | {"member_val_speakers": [["v"], ["a"]]}  # member 1 learned v
+    assert speakers_taught(rotated) == {"a", "b", "v"}

@@ -178,6 +178,14 @@ class FitResult:
     uncertainty_threshold: float = 1.0
 
 
+def speakers_taught(data: dict) -> set[str]:
+    """Every speaker some member of a run trained on, from its data.json: a rotated
+    ensemble's members also train on each other's validation speakers."""
+    pool = set(data["train"]["speakers"]) | set(data["val"]["speakers"])
+    member_val = data.get("member_val_speakers") or [data["val"]["speakers"]]
+    return set().union(*(pool - set(v) for v in member_val))
+
+
 def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: TrainConfig) -> np.ndarray | None:
     """The teacher's calibrated probabilities for every cached training window of the clips
     `idx`: (len(idx), train_copies, N_CLASSES), or None without `distill_from`.
@@ -188,7 +196,7 @@ def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: Trai
     if not cfg.distill_from:
         return None
     run = Path(cfg.distill_from)
-    taught = set(json.loads((run / "data.json").read_text())["train"]["speakers"])
+    taught = speakers_taught(json.loads((run / "data.json").read_text()))
     held = {store.clips[i].speaker for i in [*split.val, *split.test]}
     if taught & held:
         raise ValueError(f"the teacher {run} trained on held-out speakers {sorted(taught & held)}")
