@@ -3,7 +3,10 @@
 glibc raises its mmap threshold after large buffers are freed (up to 32 MiB), so later
 upload-sized buffers come from the heap, where fragmentation keeps them resident: after
 64 uploads of 24 MiB the server stayed at 2.0 GiB instead of its idle 0.5 GiB. A fixed
-threshold keeps every buffer over 128 KiB in its own mapping, returned when freed.
+threshold keeps every buffer over 2 MiB in its own mapping, returned when freed. Not
+lower: at glibc's default of 128 KiB every buffer of an ordinary 5 s upload (its body,
+samples, spectra) was a fresh mapping, faulted in page by page: 0.6-1.1 ms of a 4-5 ms
+analysis (`python -m loadtests.benchmark`, request path).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-THRESHOLD = 128 * 1024  # glibc's own default, held fixed
+THRESHOLD = 2 * 1024 * 1024  # over a 5 s upload's buffers, far under a long one's
 
 
 def return_freed_memory() -> bool:
