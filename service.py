@@ -39,7 +39,7 @@ from serving import bentoml_patches, connections
 from serving.errors import error_response
 from serving.live import LiveEngine, live_endpoint
 from serving.memory import return_freed_memory
-from serving.metrics import record_answer
+from serving.metrics import record_answer, server_timing
 from serving.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
@@ -164,7 +164,8 @@ class SpeechEmotion:
         raw body (`Content-Type: audio/*` or `application/octet-stream`). Refusals answer
         4xx with `{"error": {"code", "message"}}`.
         """
-        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        timings: dict[str, float] = {"read": audio.read_s}
         try:
             if audio.refusal:
                 raise audio.refusal
@@ -173,7 +174,10 @@ class SpeechEmotion:
             ctx.response.status_code = e.status  # BentoML gives every answer the context's status
             return error_response(e, headers={"retry-after": "1"} if e.status == 503 else None)
         record_answer(result, timings)
-        return Prediction.model_validate(result)
+        answer = Prediction.model_validate(result)
+        timings["handler"] = time.perf_counter() - start  # from the parsed request to the typed answer
+        ctx.response.headers["server-timing"] = server_timing(timings)
+        return answer
 
     async def _analyse_watched(
         self, data: bytes, top_k: int, segmentation: Segmentation, timings: dict[str, float], request: Request

@@ -9,7 +9,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -22,9 +22,14 @@ class LoadResult:
     failures: int
     seconds: float
     latencies_ms: list[float]
+    server_timings: list[str] = field(default_factory=list)  # each answer's Server-Timing header
 
     def summary(self) -> dict:
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
+        stages: dict[str, list[float]] = {}
+        for header in self.server_timings:
+            for name, ms in parse_server_timing(header).items():
+                stages.setdefault(name, []).append(ms)
         return {
             "clients": self.clients,
             "requests": self.requests,
@@ -33,7 +38,21 @@ class LoadResult:
             "p50_ms": float(np.percentile(lat, 50)),
             "p95_ms": float(np.percentile(lat, 95)),
             "p99_ms": float(np.percentile(lat, 99)),
+            # the server's own account of the same requests (median ms per stage), where it gives one
+            "server_timing_p50_ms": {name: float(np.median(v)) for name, v in stages.items()},
         }
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """`decode;dur=1.2, model;dur=1.8` -> {"decode": 1.2, "model": 1.8}."""
+    out = {}
+    for item in filter(None, (part.strip() for part in header.split(","))):
+        name, _, params = item.partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur":
+                out[name.strip()] = float(value)
+    return out
 
 
 def multipart(payload: tuple[str, bytes, str], field: str = "audio") -> tuple[bytes, str]:
@@ -64,16 +83,22 @@ def closed_loop(url: str, payload: tuple[str, bytes, str], clients: int, seconds
         conn.request("POST", target, body=body, headers=headers)
         response = conn.getresponse()
         response.read()
+        timing = response.getheader("server-timing")
+        if timing:
+            with lock:
+                timings.append(timing)
         return response.status == 200
 
+    timings: list[str] = []
+    lock = threading.Lock()
     conn = connect()
     for _ in range(warmup):
         if not post(conn):
             raise RuntimeError(f"warm-up request to {url} failed")
     conn.close()
+    timings.clear()
     latencies: list[float] = []
     failures = 0
-    lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
 
     def client() -> None:
@@ -101,4 +126,4 @@ def closed_loop(url: str, payload: tuple[str, bytes, str], clients: int, seconds
         th.start()
     for th in threads:
         th.join()
-    return LoadResult(clients, len(latencies), failures, time.perf_counter() - start, latencies)
+    return LoadResult(clients, len(latencies), failures, time.perf_counter() - start, latencies, timings)

@@ -12,6 +12,8 @@ the one error shape.
 
 from __future__ import annotations
 
+import time
+
 import bentoml
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
 from pydantic_core import core_schema
@@ -33,8 +35,8 @@ RAW_TYPES = ("audio/", "video/webm", "video/mp4", "video/ogg", "application/ogg"
 class Recording:
     """The uploaded bytes, or why the request was refused before they could be analysed."""
 
-    def __init__(self, data: bytes | bytearray = b"", refusal: InputError | None = None) -> None:
-        self._data, self.refusal = data, refusal
+    def __init__(self, data: bytes | bytearray = b"", refusal: InputError | None = None, read_s: float = 0.0) -> None:
+        self._data, self.refusal, self.read_s = data, refusal, read_s  # read_s: reading and parsing the body
 
     def take(self) -> bytes | bytearray:
         """The bytes, handed over once: the request keeps no reference to the upload."""
@@ -73,10 +75,13 @@ class PredictRequest(bentoml.IODescriptor):
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: object) -> PredictRequest:
+        start = time.perf_counter()
         try:
-            return await parse_predict_request(request)
+            parsed = await parse_predict_request(request)
         except InputError as refusal:
-            return cls.model_construct(audio=Recording(refusal=refusal), top_k=3, segmentation="speech")
+            parsed = cls.model_construct(audio=Recording(refusal=refusal), top_k=3, segmentation="speech")
+        parsed.audio.read_s = time.perf_counter() - start
+        return parsed
 
 
 PredictRequest.multipart_fields = [FIELD]  # a file field for BentoML's clients and docs

@@ -30,6 +30,15 @@ def test_locust_smoke_run_has_no_failures(server, ravdess_root, tmp_path):
     assert len([n for n in rows if n.startswith("/predict")]) >= 3  # several formats were sent
 
 
+def test_server_timing_headers_are_read_as_milliseconds_per_stage():
+    from loadtests.load import LoadResult, parse_server_timing
+
+    assert parse_server_timing("read;dur=0.40, decode;desc=\"x\";dur=1.25,model;dur=2") == {
+        "read": 0.4, "decode": 1.25, "model": 2.0}
+    summary = LoadResult(1, 2, 0, 1.0, [5.0, 7.0], ["model;dur=1", "model;dur=3, handler;dur=4"]).summary()
+    assert summary["server_timing_p50_ms"] == {"model": 2.0, "handler": 4.0}
+
+
 def test_model_flop_count_is_plausible():
     from loadtests.benchmark import model_gflop
     from ser.inference import EmotionModel

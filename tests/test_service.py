@@ -353,13 +353,21 @@ def test_upload_never_written_to_disk(server, speech_clip, tmp_path):
 
 
 def test_application_metrics(server, speech_clip):
-    """Answers by emotion and uncertainty, audio length, errors by code, time per stage."""
-    body = post(server, speech_clip.read_bytes(), "a.flac", "audio/flac").json()
+    """Answers by emotion and uncertainty, audio length, errors by code, time per stage (also
+    in each answer's Server-Timing header)."""
+    from loadtests.load import parse_server_timing
+
+    answer = post(server, speech_clip.read_bytes(), "a.flac", "audio/flac")
+    body = answer.json()
+    told = parse_server_timing(answer.headers["server-timing"])
+    assert set(told) == {"read", "decode", "segmentation", "features", "model", "handler"}
+    assert all(ms >= 0 for ms in told.values()) and told["model"] > 0
+    assert told["handler"] >= told["decode"] + told["features"] + told["model"]
     post(server, b"not audio at all" * 10, "x.bin", "application/octet-stream")
     text = requests.get(f"{server.url}/metrics", timeout=10).text
     uncertain = str(body["uncertain"]).lower()
     assert f'ser_predictions_total{{emotion="{body["emotion"]}",uncertain="{uncertain}"}}' in text
     assert 'ser_errors_total{code="unsupported_format"}' in text
     assert "ser_audio_duration_seconds_count" in text
-    for stage in ("decode", "features", "model"):
+    for stage in ("read", "decode", "features", "model"):
         assert f'ser_stage_seconds_count{{stage="{stage}"}}' in text
