@@ -241,10 +241,16 @@ class SpeechEmotion:
 
 
 async def _watch_client(request: Request, limit: WorkLimit) -> None:
-    """Mark the work for stopping as soon as the client hangs up."""
-    while not await request.is_disconnected():
+    """Mark the work for stopping as soon as the client hangs up (within 0.1 s).
+
+    It sleeps first: a look costs ~0.4 ms of the event loop (the receive passes through
+    every middleware's wrapper, OpenTelemetry's span included), and most answers are
+    ready before the first 0.1 s is up."""
+    while True:
         await anyio.sleep(0.1)
-    limit.client_gone = True
+        if await request.is_disconnected():
+            limit.client_gone = True
+            return
 
 
 # Listed outermost first: security headers on everything, one error shape for BentoML's
