@@ -15,7 +15,7 @@ from typing import Any
 
 from export.model_card import model_licence
 from ser.config import FEATURE_CONFIG, LABELS, MODEL_NAME
-from training.config import TrainConfig
+from training.config import BEFORE_SETTING, TrainConfig
 
 VALIDATION_KEYS = ("val", "val_uncalibrated", "best_epoch", "member_best_epoch", "temperature", "train_seconds",
                    "tf_threads")  # fmt: skip
@@ -23,7 +23,7 @@ VALIDATION_KEYS = ("val", "val_uncalibrated", "best_epoch", "member_best_epoch",
 
 def run_config(run: Path) -> TrainConfig:
     """The run's training settings, typed (tuples, ints) as when it trained."""
-    return TrainConfig.with_overrides(json.loads((run / "config.json").read_text())["train"])
+    return TrainConfig.from_record(json.loads((run / "config.json").read_text())["train"])
 
 
 def describe_normalisation(cfg: TrainConfig) -> str:
@@ -43,10 +43,12 @@ def recipe_differences(evaluation: dict, cfg: TrainConfig) -> dict[str, list[Any
     model's]}. The card says the folds are of the same recipe only when this is empty."""
     known = set(TrainConfig().to_dict())
     raw = {k: v for k, v in (evaluation.get("config") or {}).items() if k in known}
-    evaluated = TrainConfig.with_overrides(raw).to_dict()
-    # a setting newer than the evaluation is not assumed to have had today's default
-    return {k: [evaluated[k] if k in raw else "not recorded", v]
-            for k, v in cfg.to_dict().items() if k not in raw or evaluated[k] != v}  # fmt: skip
+    evaluated = TrainConfig.from_record(raw).to_dict()
+    # a setting newer than the evaluation has what the evaluation did without it, where known;
+    # otherwise it is not assumed to have had today's default
+    recorded = set(raw) | set(BEFORE_SETTING)
+    return {k: [evaluated[k] if k in recorded else "not recorded", v]
+            for k, v in cfg.to_dict().items() if k not in recorded or evaluated[k] != v}  # fmt: skip
 
 
 def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | None, version: str,

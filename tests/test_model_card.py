@@ -31,5 +31,10 @@ def test_card_names_every_setting_in_which_the_folds_differ_from_the_model():
     assert recipe_differences(same, model) == {}
     folds = {"config": {**model.to_dict(), "ensemble": 1, "band_high_hz": [2800.0, 8000.0]}}
     assert recipe_differences(folds, model) == {"ensemble": [1, 3]}  # lists and tuples alike
-    older = {"config": {k: v for k, v in model.to_dict().items() if k != "p_band_limit"}}
-    assert recipe_differences(older, model) == {"p_band_limit": ["not recorded", 0.4]}
+    # an evaluation from before the pass band existed trained without one, and says so
+    older = {"config": {k: v for k, v in model.to_dict().items() if k not in ("p_band_limit", "distill_from")}}
+    assert recipe_differences(older, model) == {"p_band_limit": [0.0, 0.4]}
+    unknown = {"config": {k: v for k, v in model.to_dict().items() if k != "class_power"}}
+    assert recipe_differences(unknown, model) == {"class_power": ["not recorded", 0.5]}
+    # so does a model's own run folder (export.metadata.run_config)
+    assert TrainConfig.from_record(older["config"]).p_band_limit == 0.0

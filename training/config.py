@@ -122,8 +122,20 @@ class TrainConfig:
                 typed[key] = tuple(value) if isinstance(default, tuple) else type(default)(value)
         return dataclasses.replace(base, **typed)
 
+    @classmethod
+    def from_record(cls, recorded: dict[str, Any]) -> TrainConfig:
+        """A run's settings from its config.json. A setting newer than the run takes what
+        the run did before it existed (`BEFORE_SETTING`), not today's default: a run from
+        before the pass band trained without one, whatever the default is now."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls.with_overrides({**BEFORE_SETTING, **{k: v for k, v in recorded.items() if k in known}})
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# What runs did before these settings existed (their config.json lacks them).
+BEFORE_SETTING: dict[str, Any] = {"p_band_limit": 0.0, "distill_from": "", "distill_weight": 0.7}
 
 
 def _as_bool(key: str, value: Any) -> bool:
