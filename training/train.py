@@ -263,9 +263,9 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     mean, var = normalisation_stats(store.copies(common)[:, 0].astype(np.float32), cfg)
     rotated = len({tuple(val_idx) for _, val_idx in plans}) > 1
     test = store.clean_set(split.test) if split.test else None
-    taught = sorted(set().union(*(train_idx for train_idx, _ in plans)))
-    targets = teacher_targets(store, split, taught, cfg)
-    row = {clip: r for r, clip in enumerate(taught)}
+    trained = sorted(set().union(*(train_idx for train_idx, _ in plans)))  # by any member
+    targets = teacher_targets(store, split, trained, cfg)
+    row = {clip: r for r, clip in enumerate(trained)}
     bodies, monitors, val_logits, val_parts = [], [], [], []
     with tqdm(total=cfg.epochs * cfg.ensemble, desc=desc, unit="epoch") as bar:
         for member, (train_idx, val_idx) in enumerate(plans):
