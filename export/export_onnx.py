@@ -34,7 +34,7 @@ import onnxruntime as ort  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 
-from export.metadata import build_metadata  # noqa: E402
+from export.metadata import build_metadata, run_config  # noqa: E402
 from ser.audio import load_audio  # noqa: E402
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpus  # noqa: E402
@@ -164,6 +164,23 @@ def quantize_check(fp32: Path, features: np.ndarray, corpus_args: list[str], dat
     return report
 
 
+def weights_digest(model: keras.Model) -> str:
+    """Hash of the trained weights: the same model gets the same version however often it
+    is exported (tf2onnx's serialisation differs from run to run)."""
+    return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:10]
+
+
+def teacher_of(run: Path) -> dict | None:
+    """What a distilled run learned from: the teacher's weights hash (the end of its model
+    version) and its size, or None for a run without a teacher."""
+    teacher = run_config(run).distill_from
+    if not teacher:
+        return None
+    model = keras.models.load_model(Path(teacher) / "model.keras")
+    return {"weights_digest": weights_digest(model), "members": architecture(model.get_layer(MODEL_NAME))["ensemble_members"],
+            "weight": run_config(run).distill_weight}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="training run folder (model.keras)")
@@ -180,12 +197,11 @@ def main(argv: list[str] | None = None) -> None:
     model = keras.models.load_model(args.run / "model.keras")
     evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
     proto = convert(model)
-    # hash of the trained weights: the same model gets the same version however often it is
-    # exported (tf2onnx's serialisation differs from run to run)
-    digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:10]
-    version = dt.date.today().strftime("%Y%m%d") + "-" + digest
+    version = dt.date.today().strftime("%Y%m%d") + "-" + weights_digest(model)
     notes = args.card_notes.read_text() if args.card_notes else None
-    add_metadata(proto, build_metadata(args.run, architecture(model.get_layer(MODEL_NAME)), evaluation, version, notes))
+    teacher = teacher_of(args.run)
+    add_metadata(proto, build_metadata(args.run, architecture(model.get_layer(MODEL_NAME)), evaluation, version, notes,
+                                       teacher))  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / f"{MODEL_NAME}.onnx"

@@ -52,7 +52,7 @@ def recipe_differences(evaluation: dict, cfg: TrainConfig) -> dict[str, list[Any
 
 
 def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | None, version: str,
-                   notes: str | None = None) -> dict[str, str]:  # fmt: skip
+                   notes: str | None = None, teacher: dict | None = None) -> dict[str, str]:  # fmt: skip
     """The ONNX metadata map (all strings) for the model trained in `run`."""
     cfg = run_config(run)
     norm = json.loads((run / "normalisation.json").read_text())
@@ -88,4 +88,6 @@ def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | N
                                         | {"recipe_differences": recipe_differences(evaluation, cfg)})  # fmt: skip
     if notes:
         meta["card_notes"] = notes
+    if teacher:  # distilled: what it learned from (export.export_onnx.teacher_of)
+        meta["teacher"] = json.dumps(teacher)
     return meta

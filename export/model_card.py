@@ -97,9 +97,16 @@ def _model_line(info: ModelInfo, train_cfg: dict) -> str:
         body = (f"1-D convolutions over time (filters {train_cfg.get('conv_filters')}, kernels "
                 f"{train_cfg.get('conv_kernels')} frames, the 40 coefficients as channels)")  # fmt: skip
     body += f" + BiLSTM({train_cfg.get('lstm_units')}) + mean/max pooling + dense"
-    return (f"{'An ensemble of ' + str(members) + ' networks (logits averaged), each ' if members > 1 else 'A network: '}"
+    line = (f"{'An ensemble of ' + str(members) + ' networks (logits averaged), each ' if members > 1 else 'A network: '}"
             f"{body}; {arch.get('total_params', 0):,} parameters in all; temperature scaling "
             f"(T = {float(metadata_json(info, 'temperature') or 1):.2f}).")  # fmt: skip
+    teacher = metadata_json(info, "teacher")
+    if teacher:
+        w = float(teacher["weight"])
+        line += (f" Distilled: it learned from a teacher, an ensemble of {teacher['members']} networks (weights "
+                 f"{teacher['weights_digest']}) that never trained on its validation speakers; each training "
+                 f"window's target was {1 - w:.1f} x its label + {w:.1f} x the teacher's calibrated probabilities.")  # fmt: skip
+    return line
 
 
 def card_context(info: ModelInfo, export_report: dict | None) -> dict[str, Any]:

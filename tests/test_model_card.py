@@ -12,6 +12,7 @@ def test_card_is_rendered_from_the_model_and_says_when_it_is_unsure():
     card = render(BUNDLED_MODEL, None)
     info = read_model_info(BUNDLED_MODEL)
     assert card.startswith(f"# Model card: {info.name} {info.version}")
+    assert ("Distilled: it learned from a teacher" in card) == ("teacher" in info.metadata)
     threshold = f"{100 * info.uncertainty_threshold:.1f} %"
     assert f"below {threshold} come with `uncertain: true`" in card
     assert "## When the model says it is unsure" in card and "Risk-coverage" in card

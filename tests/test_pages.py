@@ -104,6 +104,8 @@ def test_technical_details_come_from_the_model(server, page):
         assert ("differ from the served model" in text) == bool(differences)
         assert all(key in text for key in differences)
         assert "uncertain flag" in text and "flagged uncertain" in text
+    # a distilled model names its teacher
+    assert ("distilled from an ensemble" in text) == bool(metadata_json(read_model_info(BUNDLED_MODEL), "teacher"))
     live = REPO / "loadtests" / "results" / "live_benchmark.json"
     if live.exists():  # the live-stream benchmark's table, from its result file
         import json

@@ -156,6 +156,20 @@ def test_distilled_student_learns_the_teachers_answers_on_its_own_split(tiny_cor
     train.main([*common, "--set", f"distill_from={teacher}", "--out", str(student)])
     assert json.loads((student / "config.json").read_text())["train"]["distill_from"] == str(teacher)
 
+    # the exported student names its teacher (by the hash that ends the teacher's version)
+    import keras
+
+    from export import export_onnx
+    from ser.inference import metadata_json, read_model_info
+
+    store = tmp_path / "store"
+    export_onnx.main(["--run", str(student), "--parity-corpus", f"ravdess={tiny_corpus}", "--parity-clips", "4",
+                      "--out", str(store)])  # fmt: skip
+    told = metadata_json(read_model_info(store / "ser_cnn_bilstm.onnx"), "teacher")
+    digest = export_onnx.weights_digest(keras.models.load_model(teacher / "model.keras"))
+    assert told == {"weights_digest": digest, "members": 1, "weight": 0.7}
+    assert "Distilled: it learned from a teacher" in (store / "MODEL_CARD.md").read_text()
+
     # validating on speakers the teacher learned from would leak them into the student
     with pytest.raises(ValueError, match="trained on held-out speakers"):
         train.main([*common, "--set", f"distill_from={teacher}", "--val-fold", "1", "--out", str(tmp_path / "x")])

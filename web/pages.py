@@ -71,6 +71,7 @@ def page_context(info: ModelInfo, model_dir: Path, benchmark_path: Path = BENCHM
         },  # fmt: skip
         "features": json.loads(info.feature_config.to_json()),
         "architecture": metadata_json(info, "architecture") or {},
+        "teacher": metadata_json(info, "teacher"),
         "normalisation": normalisation_text(metadata_json(info, "normalisation") or {}),
         "temperature": metadata_json(info, "temperature"),
         "train_config": metadata_json(info, "train_config") or {},
