@@ -137,3 +137,11 @@ def member_splits(
         ([i for i in pool if clips[i].speaker not in v], [i for i in pool if clips[i].speaker in v])
         for v in val_sets
     ]
+
+
+def speakers_taught(data: dict) -> set[str]:
+    """Every speaker some member of a run trained on, from its data.json: a rotated
+    ensemble's members also train on each other's validation speakers."""
+    pool = set(data["train"]["speakers"]) | set(data["val"]["speakers"])
+    member_val = data.get("member_val_speakers") or [data["val"]["speakers"]]
+    return set().union(*(pool - set(v) for v in member_val))

@@ -41,7 +41,15 @@ from training.model import (  # noqa: E402
     build_inference_model,
     normalisation_stats,
 )
-from training.splits import Split, describe, holdout_split, member_splits, pick_validation, speaker_folds  # noqa: E402
+from training.splits import (  # noqa: E402
+    Split,
+    describe,
+    holdout_split,
+    member_splits,
+    pick_validation,
+    speaker_folds,
+    speakers_taught,
+)
 
 SELECTIONS = ("val_nll", "best_val", "last")
 
@@ -176,14 +184,6 @@ class FitResult:
     logits_model: keras.Model | None = None  # features -> uncalibrated logits
     # answers below this calibrated confidence are flagged uncertain (chosen on validation)
     uncertainty_threshold: float = 1.0
-
-
-def speakers_taught(data: dict) -> set[str]:
-    """Every speaker some member of a run trained on, from its data.json: a rotated
-    ensemble's members also train on each other's validation speakers."""
-    pool = set(data["train"]["speakers"]) | set(data["val"]["speakers"])
-    member_val = data.get("member_val_speakers") or [data["val"]["speakers"]]
-    return set().union(*(pool - set(v) for v in member_val))
 
 
 def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: TrainConfig) -> np.ndarray | None:
