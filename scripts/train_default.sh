@@ -16,8 +16,8 @@ echo "$(date -Is) start: $0 $*" >> "$R/RUNS.log"
 # 1. decoded, cropped, augmented and degraded features of every clip (shared by all steps)
 [ -f "$R/cache.done" ] || { SER_DATA_WORKERS=2 $PY -m training.data "${CORPORA[@]}" --views all \
   > "$R/cache.log" 2>&1 && touch "$R/cache.done"; }
-# 2. two lanes of about equal length: four speaker folds | the model to ship, leave-one-
-#    corpus-out twice, the fifth fold
+# 2. two lanes of about equal length: four speaker folds | the teacher and the model to ship,
+#    leave-one-corpus-out twice, the fifth fold
 fold() { [ -f "$R/eval/fold_$1.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds "$1" \
   --out "$R/eval" > "$R/eval/fold_$1.log" 2>&1; }
 loco() { [ -f "$R/eval/loco_$1.json" ] || $PY -m training.evaluate "${CORPORA[@]}" --folds 5 --run-folds '' \
@@ -25,9 +25,13 @@ loco() { [ -f "$R/eval/loco_$1.json" ] || $PY -m training.evaluate "${CORPORA[@]
 ( fold 0; fold 1; fold 2; fold 3 ) &
 lane1=$!
 (
-  # members share their validation speakers: 2 per corpus stay unseen by the whole model
-  [ -f "$R/default/model.keras" ] || $PY -m training.train "${CORPORA[@]}" --set rotate_validation=false \
-    --out "$R/default" > "$R/default.log" 2>&1
+  # the teacher: three networks sharing their validation speakers, so that 2 per corpus stay
+  # unseen by it and by the student it teaches
+  [ -f "$R/teacher/model.keras" ] || $PY -m training.train "${CORPORA[@]}" --set rotate_validation=false \
+    --out "$R/teacher" > "$R/teacher.log" 2>&1
+  # the model to ship: one network taught by it, on the same speakers
+  [ -f "$R/default/model.keras" ] || $PY -m training.train "${CORPORA[@]}" --set ensemble=1 \
+    --set rotate_validation=false --set distill_from="$R/teacher" --out "$R/default" > "$R/default.log" 2>&1
   loco emodb; loco ased; fold 4
 ) &
 lane2=$!
