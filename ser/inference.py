@@ -132,9 +132,9 @@ class EmotionModel:
             raise ValueError(f"expected (n, {N_FRAMES}, {N_MFCC}) features, got {features.shape}")
         features = features.astype(np.float32, copy=False)
         # in batches of at most MODEL_BATCH windows: onnxruntime's arena keeps what its
-        # largest run needed, and a 10-minute upload is ~300 windows through three networks
-        # (32 concurrent 4.4-minute uploads peaked at 2.7 GiB in one run, over the
-        # Deployment's 2 GiB; tests/test_memory.py)
+        # largest run needed, and a 10-minute upload is ~300 windows (three networks, the
+        # model's teacher, peaked at 2.7 GiB for 32 concurrent 4.4-minute uploads in one
+        # run, over the Deployment's 2 GiB; tests/test_memory.py)
         parts = [self.session.run(None, {self.input_name: features[i : i + MODEL_BATCH]})[0]
                  for i in range(0, max(len(features), 1), MODEL_BATCH)]  # fmt: skip
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
