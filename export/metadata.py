@@ -17,6 +17,7 @@ from export.model_card import model_licence
 from ser.config import FEATURE_CONFIG, LABELS, MODEL_NAME
 from training.config import BEFORE_SETTING, TrainConfig
 
+REPO = Path(__file__).resolve().parent.parent
 VALIDATION_KEYS = ("val", "val_uncalibrated", "best_epoch", "member_best_epoch", "temperature", "train_seconds",
                    "tf_threads")  # fmt: skip
 
@@ -49,6 +50,16 @@ def recipe_differences(evaluation: dict, cfg: TrainConfig) -> dict[str, list[Any
     recorded = set(raw) | set(BEFORE_SETTING)
     return {k: [evaluated[k] if k in recorded else "not recorded", v]
             for k, v in cfg.to_dict().items() if k not in recorded or evaluated[k] != v}  # fmt: skip
+
+
+def shown_path(value: Any) -> Any:
+    """A path inside the repository as relative to it (`runs/...`); anything else as it is."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        return value
+    try:
+        return str(Path(value).resolve().relative_to(REPO))
+    except ValueError:
+        return value
 
 
 def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | None, version: str,
@@ -84,8 +95,11 @@ def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | N
     if "uncertainty_threshold" in metrics:  # chosen on the validation speakers
         meta["uncertainty_threshold"] = json.dumps(round(float(metrics["uncertainty_threshold"]), 4))
     if evaluation:
+        differences = recipe_differences(evaluation, cfg)
+        if "distill_from" in differences:  # a teacher's run folder, without this machine's path
+            differences["distill_from"] = [shown_path(v) for v in differences["distill_from"]]
         meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"}
-                                        | {"recipe_differences": recipe_differences(evaluation, cfg)})  # fmt: skip
+                                        | {"recipe_differences": differences})  # fmt: skip
     if notes:
         meta["card_notes"] = notes
     if teacher:  # distilled: what it learned from (export.export_onnx.teacher_of)
