@@ -58,6 +58,10 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
     result = json.loads((ev / "evaluation.json").read_text())
     fold = result["speaker_cv"]["folds"][0]
     assert not set(fold["test_speakers"]) & set(fold["val_speakers"])
+    # merging again without the folds' --set keeps the settings the folds recorded
+    evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--run-folds", "", "--out", str(ev)])
+    merged = json.loads((ev / "evaluation.json").read_text())
+    assert merged["config"]["ensemble"] == 2 and merged["speaker_cv"]["protocol"] == result["speaker_cv"]["protocol"]
     kept = json.loads((ev / "models" / "fold_0" / "data.json").read_text())  # a teacher for fold 0's student
     assert kept["test"]["speakers"] == fold["test_speakers"] and not set(kept["train"]["speakers"]) & set(
         fold["test_speakers"] + fold["val_speakers"])

@@ -98,7 +98,7 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
     line = ", ".join(f"{k} {v['unweighted_accuracy']:.3f}" for k, v in scores["clean"].items())
     print(f"fold {i + 1}: test UA {line}; {r.seconds:.0f} s")
     return {
-        "fold": i, "test_speakers": split.test_speakers, "val_speakers": split.val_speakers,
+        "fold": i, "config": cfg.to_dict(), "test_speakers": split.test_speakers, "val_speakers": split.val_speakers,
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
         "views": scores,
@@ -131,7 +131,7 @@ def leave_corpus_out(clips, cfg: TrainConfig, corpus: str, k: int, n_val: int | 
     return {
         "protocol": f"trained on every corpus but {corpus} (validation speakers from those corpora); "
         f"tested on all of {corpus}, 8-way answers scored on the classes {corpus} has",
-        "corpus": corpus, "classes": sorted({clips[i].label for i in held}), "seconds": r.seconds,
+        "corpus": corpus, "config": cfg.to_dict(), "classes": sorted({clips[i].label for i in held}), "seconds": r.seconds,
         "best_epoch": r.best_epoch, "temperature": r.temperature, "views": scores, "confusion": r.test_confusion,
     }  # fmt: skip
 
@@ -243,15 +243,23 @@ def uncertainty_of_fold(fold: dict, target: float) -> dict:
 
 
 def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
-    """evaluation.json from every part saved in `out`."""
-    result = dict(header)
+    """evaluation.json from every part saved in `out`. The settings are the ones the parts
+    recorded (a merge run with other `--set`s would otherwise describe another recipe);
+    parts trained with different settings are refused."""
     folds = [json.loads(p.read_text()) for p in sorted(out.glob("fold_*.json"))]
+    parts = folds + [json.loads(p.read_text()) for p in sorted(out.glob("loco_*.json"))]
+    recorded = [p["config"] for p in parts if "config" in p]
+    if any(r != recorded[0] for r in recorded):
+        raise SystemExit(f"the parts in {out} were trained with different settings: merge them apart")
+    if recorded:
+        header = {**header, "config": recorded[0]}
+    result = dict(header)
     if folds:
         confusion = np.sum([np.array(f["confusion"]) for f in folds], axis=0)
         result["speaker_cv"] = {
             "protocol": cv_protocol(k, n_val, header.get("config", {})),
             "folds_run": f"{len(folds)} of {k}",
-            "folds": [{k: v for k, v in f.items() if k != "clip_predictions"} for f in folds],
+            "folds": [{k: v for k, v in f.items() if k not in ("clip_predictions", "config")} for f in folds],
             "summary": mean_std([f["test"] for f in folds]),
             "summary_uncalibrated": mean_std([f["test_uncalibrated"] for f in folds]),
             "per_class": per_class_from_confusion(confusion),
@@ -277,7 +285,8 @@ def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
     for part in ("random_split", "cross_corpus"):
         if (out / f"{part}.json").exists():
             result[part] = json.loads((out / f"{part}.json").read_text())
-    loco = {p.stem[5:]: json.loads(p.read_text()) for p in sorted(out.glob("loco_*.json"))}
+    loco = {p.stem[5:]: {k: v for k, v in json.loads(p.read_text()).items() if k != "config"}
+            for p in sorted(out.glob("loco_*.json"))}  # fmt: skip
     if loco:
         result["leave_one_corpus_out"] = loco
     (out / "evaluation.json").write_text(json.dumps(result, indent=2))
