@@ -173,12 +173,12 @@ def weights_digest(model: keras.Model) -> str:
 def teacher_of(run: Path) -> dict | None:
     """What a distilled run learned from: the teacher's weights hash (the end of its model
     version) and its size, or None for a run without a teacher."""
-    teacher = run_config(run).distill_from
-    if not teacher:
+    cfg = run_config(run)
+    if not cfg.distill_from:
         return None
-    model = keras.models.load_model(Path(teacher) / "model.keras")
+    model = keras.models.load_model(Path(cfg.distill_from) / "model.keras")
     return {"weights_digest": weights_digest(model), "members": architecture(model.get_layer(MODEL_NAME))["ensemble_members"],
-            "weight": run_config(run).distill_weight}  # fmt: skip
+            "weight": cfg.distill_weight}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

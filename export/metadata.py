@@ -8,6 +8,7 @@ The run folder is the record: `config.json` (rebuilt into a typed `TrainConfig`)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -66,6 +67,8 @@ def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | N
                    notes: str | None = None, teacher: dict | None = None) -> dict[str, str]:  # fmt: skip
     """The ONNX metadata map (all strings) for the model trained in `run`."""
     cfg = run_config(run)
+    # a teacher's run folder as the repository names it, not by this machine's path
+    cfg = dataclasses.replace(cfg, distill_from=shown_path(cfg.distill_from))
     norm = json.loads((run / "normalisation.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     data = json.loads((run / "data.json").read_text())
@@ -95,11 +98,8 @@ def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | N
     if "uncertainty_threshold" in metrics:  # chosen on the validation speakers
         meta["uncertainty_threshold"] = json.dumps(round(float(metrics["uncertainty_threshold"]), 4))
     if evaluation:
-        differences = recipe_differences(evaluation, cfg)
-        if "distill_from" in differences:  # a teacher's run folder, without this machine's path
-            differences["distill_from"] = [shown_path(v) for v in differences["distill_from"]]
         meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"}
-                                        | {"recipe_differences": differences})  # fmt: skip
+                                        | {"recipe_differences": recipe_differences(evaluation, cfg)})  # fmt: skip
     if notes:
         meta["card_notes"] = notes
     if teacher:  # distilled: what it learned from (export.export_onnx.teacher_of)

@@ -103,7 +103,7 @@ def _model_line(info: ModelInfo, train_cfg: dict) -> str:
     teacher = metadata_json(info, "teacher")
     if teacher:
         w = float(teacher["weight"])
-        line += (f" Distilled: it learned from a teacher, an ensemble of {teacher['members']} networks (weights "
+        line += (f" Distilled: it learned from a teacher of {teacher['members']} network(s) (weights "
                  f"{teacher['weights_digest']}) that never trained on its validation speakers; each training "
                  f"window's target was {1 - w:.1f} x its label + {w:.1f} x the teacher's calibrated probabilities.")  # fmt: skip
     return line

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ser.inference import BUNDLED_MODEL, read_model_info
+from ser.inference import BUNDLED_MODEL, metadata_json, read_model_info
 from tests.conftest import REPO
 
 
@@ -13,6 +13,8 @@ def test_card_is_rendered_from_the_model_and_says_when_it_is_unsure():
     info = read_model_info(BUNDLED_MODEL)
     assert card.startswith(f"# Model card: {info.name} {info.version}")
     assert ("Distilled: it learned from a teacher" in card) == ("teacher" in info.metadata)
+    # the model names its teacher's run as the repository does, not by one machine's path
+    assert not metadata_json(info, "train_config").get("distill_from", "").startswith("/")
     threshold = f"{100 * info.uncertainty_threshold:.1f} %"
     assert f"below {threshold} come with `uncertain: true`" in card
     assert "## When the model says it is unsure" in card and "Risk-coverage" in card
