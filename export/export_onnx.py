@@ -39,6 +39,7 @@ from ser.audio import load_audio  # noqa: E402
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpus  # noqa: E402
 from ser.features import clip_features  # noqa: E402
+from ser.inference import gpu_graph  # noqa: E402
 from training.model import architecture  # noqa: E402  (also registers the custom layers)
 
 OPSET = 17
@@ -222,6 +223,13 @@ def main(argv: list[str] | None = None) -> None:
                 chosen = fp32.with_name(fp32.stem + ".int8.onnx")
         args.out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(chosen, args.out / f"{MODEL_NAME}.onnx")
+        # onnxruntime's CUDA provider has no kernel for the int8 graph's dynamic quantization:
+        # a GPU session takes the float32 graph (ser.inference.gpu_graph)
+        gpu = gpu_graph(args.out / f"{MODEL_NAME}.onnx")
+        if chosen != fp32:
+            shutil.copyfile(fp32, gpu)
+        else:
+            gpu.unlink(missing_ok=True)
     report["shipped"] = "int8" if chosen.name.endswith("int8.onnx") else "fp32"
     report["model_version"] = version
     (args.out / "export_report.json").write_text(json.dumps(report, indent=2))

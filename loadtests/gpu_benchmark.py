@@ -4,10 +4,13 @@
 
 Needs onnxruntime-gpu (requirements/serve-gpu.txt) and an NVIDIA GPU; CI has neither,
 so this runs by hand on a GPU machine. Measures:
-1. Parity: the bundled model on onnxruntime's CUDA execution provider against its CPU
-   provider, on the windows of real-length clips (largest probability difference, and
-   whether the top emotion ever differs).
-2. The model alone per batch size: CUDA against CPU with every core (windows/s).
+1. Parity: the bundled model on onnxruntime's CUDA execution provider (its float32 graph,
+   `ser.inference.gpu_graph`) against the same graph on the CPU provider, on the windows of
+   real-length clips (largest probability difference), and how often its top emotion
+   differs from the int8 graph the CPU serves.
+2. Where each graph's nodes run in a CUDA session (onnxruntime's profile), and the model
+   alone per batch size: the float32 graph on CUDA, the int8 graph on CUDA (what a GPU
+   would run without the float32 graph) and the int8 graph on the CPU with every core.
 3. Closed-loop load on /predict (5 s and 30 s 48 kHz WAV, 1, 8 and 64 clients) against
    three servings with the same number of API workers: CPU direct (the CPU default), the
    composed GPU configuration (SER_GPU=1 SER_INFERENCE_MODE=batching: the model in its
@@ -24,9 +27,11 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -59,20 +64,34 @@ def gpu_name() -> str:
         return "unknown"
 
 
-def parity(cuda: EmotionModel, cpu: EmotionModel) -> dict:
-    """The two providers on the windows of 1-30 s clips (a generated voice without the corpus)."""
+def parity(cuda: EmotionModel, cpu_float32: EmotionModel, cpu: EmotionModel) -> dict:
+    """The providers on the windows of 1-30 s clips (a generated voice without the corpus)."""
     features = np.concatenate([clip_features(load_audio(bench_wav(s)))[0] for s in (1, 5, 30)])
-    a, b = cuda.predict_features(features), cpu.predict_features(features)
-    return {"windows": int(features.shape[0]), "max_abs_diff": float(np.abs(a - b).max()),
-            "top_differs": int((a.argmax(1) != b.argmax(1)).sum())}  # fmt: skip
+    a, b, c = (m.predict_features(features) for m in (cuda, cpu_float32, cpu))
+    return {"windows": int(features.shape[0]), "graph": cuda.weights, "max_abs_diff": float(np.abs(a - b).max()),
+            "top_differs": int((a.argmax(1) != b.argmax(1)).sum()),
+            "top_differs_from_cpu_int8": int((a.argmax(1) != c.argmax(1)).sum())}  # fmt: skip
 
 
-def model_rows(cuda: EmotionModel, cpu: EmotionModel) -> list[dict]:
+def placement(model_path: Path, tmp: Path) -> dict[str, int]:
+    """How many of a graph's nodes each provider runs in a CUDA session (onnxruntime's profile)."""
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp / model_path.stem)
+    session = ort.InferenceSession(str(model_path), options, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    session.run(None, {session.get_inputs()[0].name: np.zeros((2, 173, 40), np.float32)})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    where = {e["name"]: e["args"]["provider"] for e in events
+             if e.get("cat") == "Node" and "provider" in e.get("args", {})}  # fmt: skip
+    return dict(Counter(where.values()))
+
+
+def model_rows(models: dict[str, EmotionModel]) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     for batch in BATCHES:
         x = rng.normal(0, 50, (batch, 173, 40)).astype(np.float32)
-        for name, model in (("cpu", cpu), ("cuda", cuda)):
+        for name, model in models.items():
             ms = median_ms(lambda x=x, m=model: m.predict_features(x), n=30 if batch > 32 else 100, warmup=5)
             rows.append({"provider": name, "batch": batch, "ms": ms, "windows_per_s": batch / (ms / 1000)})
             print(f"model, {name}, batch {batch}: {ms:.2f} ms, {batch / (ms / 1000):.0f} windows/s", flush=True)
@@ -114,8 +133,10 @@ def load_rows(seconds: float, workers: int, tmp: Path) -> list[dict]:
 
 
 def server_provider(url: str) -> str:
+    """The served model's execution provider and graph, from GET /model."""
     try:
-        return str(requests.get(url + "/model", timeout=5).json().get("provider", "?"))
+        info = requests.get(url + "/model", timeout=5).json()
+        return f"{info.get('provider', '?')}, {str(info.get('weights', '?')).split()[0]}"
     except (requests.RequestException, ValueError):
         return "?"
 
@@ -144,9 +165,19 @@ def main(argv: list[str] | None = None) -> None:
         cpu = EmotionModel(BUNDLED_MODEL, providers=["CPUExecutionProvider"], intra_op_threads=os.cpu_count())
         if cuda.provider != "CUDAExecutionProvider":
             raise SystemExit(f"the CUDA provider did not load (the session runs on {cuda.provider})")
-        result["parity"] = parity(cuda, cpu)
-        print("parity:", result["parity"], flush=True)
-        result["model"] = model_rows(cuda, cpu)
+        models = {f"cpu {cpu.weights.split()[0]}": cpu, f"cuda {cuda.weights.split()[0]}": cuda}
+        with tempfile.TemporaryDirectory() as tmp:
+            graphs = {cuda.weights.split()[0]: cuda.model_path}
+            if cuda.model_path != BUNDLED_MODEL:  # also the int8 graph on CUDA, alone in a folder
+                shutil.copyfile(BUNDLED_MODEL, Path(tmp) / "int8.onnx")
+                graphs["int8"] = Path(tmp) / "int8.onnx"
+                models["cuda int8"] = EmotionModel(graphs["int8"], providers=["CUDAExecutionProvider"])
+            result["placement"] = {name: placement(path, Path(tmp)) for name, path in graphs.items()}
+            print("nodes per provider in a CUDA session:", result["placement"], flush=True)
+            cpu_float32 = EmotionModel(cuda.model_path, providers=["CPUExecutionProvider"])
+            result["parity"] = parity(cuda, cpu_float32, cpu)
+            print("parity:", result["parity"], flush=True)
+            result["model"] = model_rows(models)
         out.write_text(json.dumps(result, indent=2))
     if args.part in ("load", "all"):
         with tempfile.TemporaryDirectory() as tmp:

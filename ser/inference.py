@@ -54,6 +54,14 @@ def load_cuda_libraries() -> None:
         preload()
 
 
+def gpu_graph(model_path: str | Path) -> Path:
+    """Where the float32 graph of an int8 model lies (exported beside it): onnxruntime's
+    CUDA provider has no kernel for dynamic quantization (DynamicQuantizeLinear,
+    DynamicQuantizeLSTM), so on a GPU the int8 graph would run its LSTM on the CPU."""
+    path = Path(model_path)
+    return path.with_name(path.stem + ".fp32" + path.suffix)
+
+
 MODEL_BATCH = 32  # windows per onnxruntime run (memory; see EmotionModel.predict_features)
 
 # For models exported before a threshold was chosen on validation speakers: below 0.5, a
@@ -108,6 +116,9 @@ class EmotionModel:
         providers = providers or available_providers()
         if "CUDAExecutionProvider" in providers:
             load_cuda_libraries()
+            if gpu_graph(model_path).exists():
+                model_path = gpu_graph(model_path)
+        self.model_path = Path(model_path)
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = info_from_metadata(meta, model_path)
@@ -125,6 +136,11 @@ class EmotionModel:
     def provider(self) -> str:
         """The execution provider in use (CUDA or CPU), shown by GET /model."""
         return self.session.get_providers()[0]
+
+    @property
+    def weights(self) -> str:
+        """Which graph runs: int8 (the CPU's) or float32 (a GPU's, or a model shipped so)."""
+        return self.info.metadata.get("weights", "float32")
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         """(n, N_FRAMES, N_MFCC) float32 windows -> (n, n_labels) calibrated probabilities."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bentoml
 
-from ser.inference import BUNDLED_MODEL, read_model_info
+from ser.inference import BUNDLED_MODEL, gpu_graph, read_model_info
 
 MODEL_FILE = "model.onnx"
 EXTRA_FILES = ("MODEL_CARD.md", "export_report.json", "confusion_matrix.png", "training_curves.png")
@@ -24,8 +24,14 @@ def ensure_imported(onnx_path: Path = BUNDLED_MODEL) -> bentoml.Model:
     """The store's model for this file's version, importing it if it isn't there yet."""
     info = read_model_info(onnx_path)
     tag = f"{info.name}:{info.version}"
+    files = {MODEL_FILE: onnx_path, gpu_graph(MODEL_FILE).name: gpu_graph(onnx_path)}
+    files |= {name: onnx_path.parent / name for name in EXTRA_FILES}
+    files = {name: path for name, path in files.items() if path.exists()}
     try:
-        return bentoml.models.get(tag)
+        stored = bentoml.models.get(tag)
+        if all(Path(stored.path_of(name)).exists() for name in files):
+            return stored
+        bentoml.models.delete(tag)  # imported before the bundle gained a file (the GPU graph)
     except bentoml.exceptions.NotFound:
         pass
     with bentoml.models.create(
@@ -34,10 +40,8 @@ def ensure_imported(onnx_path: Path = BUNDLED_MODEL) -> bentoml.Model:
         metadata={"labels": list(info.labels), "feature_config": info.feature_config.to_json(),
                   "source": str(onnx_path.name)},  # fmt: skip
     ) as model:
-        shutil.copyfile(onnx_path, Path(model.path) / MODEL_FILE)
-        for name in EXTRA_FILES:
-            if (onnx_path.parent / name).exists():
-                shutil.copyfile(onnx_path.parent / name, Path(model.path) / name)
+        for name, path in files.items():
+            shutil.copyfile(path, Path(model.path) / name)
     return bentoml.models.get(tag)
 
 

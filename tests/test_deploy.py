@@ -40,6 +40,26 @@ def test_bentoml_build(tmp_path):
     assert "tensorflow" not in dockerfile.lower()
 
 
+def test_model_import_brings_the_gpu_graph_into_the_store(tmp_path):
+    """An int8 bundle's float32 graph (for CUDA) reaches BentoML's store, also where the
+    same version was imported before the bundle had it."""
+    from ser.inference import gpu_graph
+
+    if not gpu_graph(REPO / "model_store" / "ser_cnn_bilstm.onnx").exists():
+        pytest.skip("the bundled model ships float32: no second graph")
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"}
+
+    def imported() -> Path:
+        out = subprocess.run([sys.executable, "-m", "serving.model_import"], cwd=REPO, env=env, check=True,
+                             capture_output=True, text=True)  # fmt: skip
+        return Path(out.stdout.rsplit(" at ", 1)[1].strip())
+
+    stored = imported()
+    assert (stored / "model.onnx").exists() and (stored / "model.fp32.onnx").exists()
+    (stored / "model.fp32.onnx").unlink()  # as imported before the export kept the graph
+    assert (imported() / "model.fp32.onnx").exists()
+
+
 def test_kubernetes_manifests_validate():
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     docs = [d for d in yaml.safe_load_all((REPO / "deploy" / "deployment.yaml").read_text()) if d]

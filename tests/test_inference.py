@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from ser.config import FEATURE_CONFIG, LABELS
-from ser.inference import BUNDLED_MODEL, EmotionModel, build_result, metadata_json, read_model_info
+from ser.inference import BUNDLED_MODEL, EmotionModel, build_result, gpu_graph, metadata_json, read_model_info
 from ser.segments import Plan
 from tests.conftest import REPO
 
@@ -191,3 +191,25 @@ def test_ser_gpu_decides_the_execution_provider():
     assert on_gpu[-1] == "CPUExecutionProvider"
     assert on_gpu[:-1] == (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
     assert EmotionModel(providers=Settings(gpu=False).providers).provider == "CPUExecutionProvider"
+
+
+def test_an_int8_model_keeps_its_float32_graph_for_gpus(ravdess_root):
+    """onnxruntime's CUDA provider has no kernel for dynamic quantization, so the export
+    keeps the float32 graph beside an int8 model and a CUDA session takes it: the same
+    model (version, labels, calibration), answering as the int8 graph does on real speech."""
+    from ser.audio import load_audio
+    from ser.features import clip_features
+
+    cpu = EmotionModel(providers=["CPUExecutionProvider"])
+    if "int8" not in cpu.weights:
+        assert not gpu_graph(BUNDLED_MODEL).exists()
+        return
+    float32 = EmotionModel(gpu_graph(BUNDLED_MODEL), providers=["CPUExecutionProvider"])
+    assert cpu.model_path == BUNDLED_MODEL and float32.weights == "float32"
+    assert float32.info.version == cpu.info.version and float32.labels == cpu.labels
+    ops = {n.op_type for n in pytest.importorskip("onnx").load(str(gpu_graph(BUNDLED_MODEL))).graph.node}
+    assert "LSTM" in ops and not {op for op in ops if "Quantize" in op or "Integer" in op}
+    clips = sorted(ravdess_root.glob("Actor_0[12]/*.flac"))[::10]
+    windows = np.concatenate([clip_features(load_audio(c))[0] for c in clips])
+    a, b = cpu.predict_features(windows), float32.predict_features(windows)
+    assert np.abs(a - b).max() < 0.05 and (a.argmax(1) == b.argmax(1)).mean() >= 0.9

@@ -103,6 +103,7 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
     # cannot be compared with fp32 on unseen clips and is not shipped on seen ones
     q = report["quantization"]
     assert "ravdess_not_scored" in q and q["ua_loss_points"] is None and not q["ship_int8"]
+    assert not (store / "ser_cnn_bilstm.fp32.onnx").exists()  # float32 ships: no second graph
     assert report["parity"]["max_abs_diff"] < 1e-5 and report["parity"]["top_class_agrees"]
     assert "LSTM" in report["ops"] and "Loop" not in report["ops"] and "Scan" not in report["ops"]
     assert "Model card" in (store / "MODEL_CARD.md").read_text()

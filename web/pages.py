@@ -178,6 +178,7 @@ def routes(
         info = model.info
         return JSONResponse({"name": info.name, "version": info.version, "labels": list(info.labels),
                              "uncertainty_threshold": info.uncertainty_threshold, "provider": model.provider,
+                             "weights": model.weights,
                              "feature_config": json.loads(info.feature_config.to_json())})  # fmt: skip
 
     async def openapi(request: Request) -> Response:
