@@ -50,6 +50,8 @@ SERVINGS = {  # name -> environment of the server
     "cpu direct": {"SER_GPU": "0", "SER_INFERENCE_MODE": "direct"},
     "gpu composed + adaptive batching": {"SER_GPU": "1", "SER_INFERENCE_MODE": "batching"},
     "gpu direct (a CUDA session per worker)": {"SER_GPU": "1", "SER_INFERENCE_MODE": "direct"},
+    # the same with the int8 graph alone in the store (its LSTM on the CPU)
+    "gpu direct, int8 graph": {"SER_GPU": "1", "SER_INFERENCE_MODE": "direct"},
 }
 CLIENTS = (1, 8, 64)
 BATCHES = (1, 8, 32, 128, 512)
@@ -98,12 +100,17 @@ def model_rows(models: dict[str, EmotionModel]) -> list[dict]:
     return rows
 
 
-def load_rows(seconds: float, workers: int, tmp: Path) -> list[dict]:
+def load_rows(seconds: float, workers: int, tmp: Path, servings: list[str]) -> list[dict]:
     clips = {s: bench_wav(s) for s in (5.0, 30.0)}
     rows = []
-    for name, env in SERVINGS.items():
+    for name in servings:
+        env, home, model = SERVINGS[name], tmp, None
+        if "int8 graph" in name:  # an int8 model without its float32 graph, in a store of its own
+            home, model = tmp / "int8", tmp / "int8" / BUNDLED_MODEL.name
+            model.parent.mkdir(exist_ok=True)
+            shutil.copyfile(BUNDLED_MODEL, model)
         try:
-            server = start_service(tmp, {**env, "SER_WORKERS": str(workers)}, timeout=180)
+            server = start_service(home, {**env, "SER_WORKERS": str(workers)}, timeout=180, model=model)
         except RuntimeError as e:
             rows.append({"serving": name, "error": str(e)[-2000:]})
             print(f"{name}: did not start\n{e}", flush=True)
@@ -147,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=6, help="load duration per measurement")
     p.add_argument("--workers", type=int, default=8, help="API workers in every serving")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--servings", default=",".join(SERVINGS), help=f"comma-separated, of: {', '.join(SERVINGS)}")
     args = p.parse_args(argv)
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise SystemExit(f"no CUDA execution provider in onnxruntime {ort.__version__}: install onnxruntime-gpu")
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.part in ("load", "all"):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result["load"] = load_rows(args.seconds, args.workers, Path(tmp))
+            result["load"] = load_rows(args.seconds, args.workers, Path(tmp), args.servings.split(","))
             result["load_minutes"] = (time.perf_counter() - start) / 60
         out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

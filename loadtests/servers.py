@@ -51,12 +51,14 @@ def _wait(url: str, proc: subprocess.Popen, log: Path, health: str, timeout: flo
     raise RuntimeError(f"server not ready in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def start_service(tmp: Path, env_extra: dict[str, str] | None = None, timeout: float = 90) -> Server:
-    """`bentoml serve service:SpeechEmotion` with its own model store under `tmp`."""
+def start_service(tmp: Path, env_extra: dict[str, str] | None = None, timeout: float = 90,
+                  model: Path | None = None) -> Server:  # fmt: skip
+    """`bentoml serve service:SpeechEmotion` with its own model store under `tmp`, holding
+    the bundled model or `model` (an exported .onnx)."""
     env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
            **(env_extra or {})}  # fmt: skip
-    subprocess.run([sys.executable, "-m", "serving.model_import"], cwd=REPO, env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "serving.model_import", *([str(model)] if model else [])], cwd=REPO,
+                   env=env, check=True, capture_output=True)  # fmt: skip
     port = free_port()
     log = tmp / f"service-{port}.log"
     proc = subprocess.Popen(  # -m: also where bentoml is installed without its script (pip --target)
