@@ -12,10 +12,11 @@ so this runs by hand on a GPU machine. Measures:
    alone per batch size: the float32 graph on CUDA, the int8 graph on CUDA (what a GPU
    would run without the float32 graph) and the int8 graph on the CPU with every core.
 3. Closed-loop load on /predict (5 s and 30 s 48 kHz WAV, 1, 8 and 64 clients) against
-   three servings with the same number of API workers: CPU direct (the CPU default), the
-   composed GPU configuration (SER_GPU=1 SER_INFERENCE_MODE=batching: the model in its
-   own service with BentoML's adaptive batching), and each API worker with its own CUDA
-   session (SER_GPU=1, direct). Ratios against CPU direct.
+   servings with the same number of API workers (`--servings`): CPU direct (the CPU
+   default), the composed GPU configuration (SER_GPU=1 SER_INFERENCE_MODE=batching: the
+   model in its own service with BentoML's adaptive batching), each API worker with its own
+   CUDA session (SER_GPU=1, direct), and the same with the int8 graph alone in the store.
+   Ratios against CPU direct.
 Writes gpu_benchmark.json into --out (default loadtests/results/), keeping the other part's
 results when it runs one part.
 """
@@ -51,7 +52,7 @@ SERVINGS = {  # name -> environment of the server
     "gpu composed + adaptive batching": {"SER_GPU": "1", "SER_INFERENCE_MODE": "batching"},
     "gpu direct (a CUDA session per worker)": {"SER_GPU": "1", "SER_INFERENCE_MODE": "direct"},
     # the same with the int8 graph alone in the store (its LSTM on the CPU)
-    "gpu direct, int8 graph": {"SER_GPU": "1", "SER_INFERENCE_MODE": "direct"},
+    "gpu direct with the int8 graph": {"SER_GPU": "1", "SER_INFERENCE_MODE": "direct"},
 }
 CLIENTS = (1, 8, 64)
 BATCHES = (1, 8, 32, 128, 512)
@@ -154,8 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=6, help="load duration per measurement")
     p.add_argument("--workers", type=int, default=8, help="API workers in every serving")
     p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--servings", default=",".join(SERVINGS), help=f"comma-separated, of: {', '.join(SERVINGS)}")
+    p.add_argument("--servings", default=",".join(SERVINGS), help=f"comma-separated, of: {'; '.join(SERVINGS)}")
     args = p.parse_args(argv)
+    if unknown := set(args.servings.split(",")) - set(SERVINGS):
+        p.error(f"unknown servings {sorted(unknown)}; choose from {list(SERVINGS)}")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise SystemExit(f"no CUDA execution provider in onnxruntime {ort.__version__}: install onnxruntime-gpu")
     args.out.mkdir(parents=True, exist_ok=True)

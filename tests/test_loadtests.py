@@ -57,3 +57,9 @@ def test_gpu_benchmark_refuses_plainly_without_cuda():
     out = subprocess.run([sys.executable, "-m", "loadtests.gpu_benchmark", "--part", "model"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode != 0 and "no CUDA execution provider" in out.stderr
+
+
+def test_gpu_benchmark_names_the_servings_it_knows():
+    out = subprocess.run([sys.executable, "-m", "loadtests.gpu_benchmark", "--servings", "cpu direct,gpu turbo"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2 and "unknown servings ['gpu turbo']" in out.stderr and "cpu direct" in out.stderr

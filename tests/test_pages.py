@@ -116,8 +116,11 @@ def test_technical_details_come_from_the_model(server, page):
     if gpu.exists():  # and the GPU measurement's, with its ratios against the CPU
         import json
 
-        first = json.loads(gpu.read_text())["load"][0]
+        measured = json.loads(gpu.read_text())
+        first = measured["load"][0]
         assert "On a GPU, measured" in text and f"{first['rps']:.1f}" in text
+        for row in measured.get("load_second_machine", [])[-1:]:  # and a second machine's, if measured
+            assert f"{row['rps']:.1f}" in text and row["serving"] in text
     img = page.locator("img[alt^='Confusion matrix']")
     if img.count():
         assert page.evaluate("(img) => img.naturalWidth > 0", img.element_handle())
