@@ -58,7 +58,7 @@ from web import pages
 
 logger = logging.getLogger("bentoml")
 
-bentoml_patches.install()  # bounded metric labels, a safe access log (see the module)
+bentoml_patches.install()  # bounded metric labels, a safe access log, tracing only when exported
 connections.install()  # request headers within 10 s; unparseable requests in the error shape
 
 

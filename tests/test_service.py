@@ -371,3 +371,51 @@ def test_application_metrics(server, speech_clip):
     assert "ser_audio_duration_seconds_count" in text
     for stage in ("read", "decode", "features", "model"):
         assert f'ser_stage_seconds_count{{stage="{stage}"}}' in text
+
+
+def test_opentelemetry_runs_only_where_traces_are_exported():
+    """BentoML wraps every request in OpenTelemetry's ASGI middleware, which opens a span
+    for the request and for each message in and out even when no exporter is configured
+    (then nobody reads them): it is stepped over unless traces go somewhere."""
+    import asyncio
+
+    from bentoml._internal.container import BentoMLContainer
+    from opentelemetry.instrumentation import asgi as otel_asgi
+
+    from serving import bentoml_patches
+
+    bentoml_patches.install()
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive():
+        return {"type": "http.request", "body": b"x", "more_body": False}
+
+    def run(middleware) -> list[str]:
+        sent: list[str] = []
+
+        async def send(message):
+            sent.append(message["type"])
+
+        scope = {"type": "http", "path": "/predict", "method": "POST", "headers": [], "query_string": b"",
+                 "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5000), "scheme": "http",
+                 "http_version": "1.1", "root_path": ""}  # fmt: skip
+        asyncio.run(middleware(scope, receive, send))
+        return sent
+
+    quiet = otel_asgi.OpenTelemetryMiddleware(app)
+    assert not bentoml_patches.tracing_exported() and quiet._inner is app
+    assert run(quiet) == ["http.response.start", "http.response.body"]
+    tracing = BentoMLContainer.tracing
+    try:
+        tracing.exporter_type.set("in_memory")
+        tracing.sample_rate.set(1.0)
+        traced = otel_asgi.OpenTelemetryMiddleware(app)
+        assert bentoml_patches.tracing_exported() and traced._inner is None
+        assert run(traced) == ["http.response.start", "http.response.body"]
+    finally:
+        tracing.exporter_type.set(None)
+        tracing.sample_rate.set(None)
