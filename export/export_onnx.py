@@ -123,6 +123,9 @@ def unseen_speakers(data: dict) -> set[str]:
     """Speakers that no member of a run trained on: the validation speakers that every
     member shares. With rotated validation (each member validating on other speakers)
     there are none: every speaker of the run's corpora taught some member."""
+    if "member_train_speakers" in data:  # runs since the members' own lists are kept
+        everyone = set(data["train"]["speakers"]) | set(data["val"]["speakers"])
+        return everyone - set().union(*map(set, data["member_train_speakers"]))
     return set.intersection(*(set(s) for s in data.get("member_val_speakers") or [data["val"]["speakers"]]))
 
 

@@ -75,6 +75,13 @@ def _environment() -> Environment:
 
 def _data_line(data: dict, train_cfg: dict, val_role: str) -> str:
     members = int(train_cfg.get("ensemble", 1))
+    if members > 1 and train_cfg.get("rotate_validation") and train_cfg.get("rotate_within_train"):
+        member_vals = data.get("member_val_speakers", [])
+        return (f"- Training corpora: {', '.join(data.get('corpora', []))}. Each of the {members} ensemble members "
+                f"trains on all but one speaker per corpus of the {len(data.get('train', {}).get('speakers', []))} "
+                f"training speakers and validates ({val_role}) on that one: "
+                + "; ".join(f"member {i + 1}: {', '.join(v)}" for i, v in enumerate(member_vals))
+                + f". No member trained on {', '.join(data.get('val', {}).get('speakers', []))}.")  # fmt: skip
     if members > 1 and train_cfg.get("rotate_validation"):
         member_vals = data.get("member_val_speakers") or [data.get("val", {}).get("speakers", [])]
         everyone = set(data.get("train", {}).get("speakers", [])) | set(data.get("val", {}).get("speakers", []))

@@ -65,6 +65,25 @@ def test_rotated_validation_keeps_test_out_and_each_members_val_unseen():
         member_splits(fake_clips(4), fold_split(fake_clips(4), speaker_folds(fake_clips(4), 4, 0), 0, 1), 5, True, 0)
 
 
+def test_rotation_within_training_speakers_leaves_the_validation_speakers_to_no_member():
+    """A teacher for a student that calibrates on split.val: members rotate one training
+    speaker per corpus each, and none trains on split.val or the test speakers."""
+    clips = [Clip(Path(f"{c}{s}_{i}"), "angry", f"{c}:{s}", c, ["female", "male"][s % 2])
+             for c in ("a", "b") for s in range(10) for i in range(2)]  # fmt: skip
+    split = fold_split(clips, speaker_folds(clips, 5, seed=1), 0, n_val=2)
+    plans = member_splits(clips, split, 3, True, seed=0, within_train=True)
+    held = set(split.val_speakers) | set(split.test_speakers)
+    vals = []
+    for train, val in plans:
+        train_s, val_s = {clips[i].speaker for i in train}, {clips[i].speaker for i in val}
+        assert sorted(s[0] for s in val_s) == ["a", "b"] and not train_s & val_s and not (train_s | val_s) & held
+        assert train_s | val_s == {clips[i].speaker for i in split.train}
+        vals.append(val_s)
+    assert len(set().union(*vals)) == 6  # no two members validate on the same speaker
+    with pytest.raises(ValueError, match="too few"):
+        member_splits(clips, split, 8, True, seed=0, within_train=True)
+
+
 def test_temperature_scaling_fixes_overconfidence():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 8, 4000)

@@ -157,6 +157,19 @@ def test_distilled_student_learns_the_teachers_answers_on_its_own_split(tiny_cor
     hard = targets.max(axis=1)  # 0.4 of the label plus the teacher's share of it
     assert (hard >= 0.4).all() and (hard < 1).all()
 
+    # with test speakers, validation speakers only calibrate and may be the teacher's own;
+    # the test speakers never
+    from training.splits import Split
+
+    known = clips[split.train[0]].speaker  # the teacher trained on this one
+    mine = [i for i in split.train if clips[i].speaker == known]
+    rest = [i for i in split.train if clips[i].speaker != known]
+    fold = Split(rest, mine, list(split.val), tuple(sorted(split.val_speakers)), (known,))
+    assert train.teacher_targets(store, fold, rest[:3], cfg).shape == (3, 2, 8)
+    leaky = Split(rest, list(split.val), mine, (known,), tuple(sorted(split.val_speakers)))
+    with pytest.raises(ValueError, match="trained on held-out speakers"):
+        train.teacher_targets(store, leaky, rest[:3], cfg)
+
     student = tmp_path / "student"
     train.main([*common, "--set", f"distill_from={teacher}", "--out", str(student)])
     assert json.loads((student / "config.json").read_text())["train"]["distill_from"] == str(teacher)
@@ -187,3 +200,9 @@ def test_a_rotated_ensemble_taught_every_speaker_one_of_its_members_trained_on()
     assert speakers_taught(shared) == {"a", "b"}
     rotated = shared | {"member_val_speakers": [["v"], ["a"]]}  # member 1 learned v
     assert speakers_taught(rotated) == {"a", "b", "v"}
+    # runs since the members' training speakers are written down: those lists decide
+    within = shared | {"member_val_speakers": [["a"], ["b"]], "member_train_speakers": [["b"], ["a"]]}
+    assert speakers_taught(within) == {"a", "b"}
+    from export.export_onnx import unseen_speakers
+
+    assert unseen_speakers(within) == {"v"} and unseen_speakers(rotated) == set()

@@ -31,6 +31,11 @@ class TrainConfig:
     # model turns it off (scripts/train_default.sh) so that its members share 2 validation
     # speakers per corpus that none of them learned: tests and measurements need them.
     rotate_validation: bool = True
+    # With rotate_validation: draw each member's validation speakers from split.train only
+    # (one per corpus), so that no member trains on split.val either. Such an ensemble can
+    # teach a student that calibrates on split.val (a rotated teacher is otherwise refused);
+    # each member learns one speaker per corpus fewer than the shared recipe's.
+    rotate_within_train: bool = False
     dropout: float = 0.3
     utterance_cmn: bool = True  # subtract each window's mean MFCC: removes channel/level offsets
     cmn_coefficients: int = 40  # mean-subtract only the first k MFCCs (1 = level only)
@@ -82,8 +87,9 @@ class TrainConfig:
     # (1 - distill_weight) x its label + distill_weight x the teacher's calibrated
     # probabilities for that window before the on-the-fly pass band and masks, so the
     # student also learns to answer a band-limited window as the teacher answers the full
-    # one. The teacher must not have trained on the student's validation or test speakers
-    # (checked against its data.json). "" = no teacher.
+    # one. The teacher must not have trained on the student's test speakers, nor on its
+    # validation speakers where the split has no test speakers (the shipped model: they
+    # are then the only unseen ones), checked against its data.json. "" = no teacher.
     distill_from: str = ""
     distill_weight: float = 0.7
     # validation (early stopping, temperature) also scores 1 s crops of the validation

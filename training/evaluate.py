@@ -212,6 +212,12 @@ def cv_protocol(k: int, n_val: int | None, config: dict) -> str:
     members = int(config.get("ensemble", 1))
     role = ("temperature scaling; weights are those at the end of the schedule" if config.get("selection") == "last"
             else "early stopping, temperature scaling")  # fmt: skip
+    if members > 1 and config.get("rotate_validation") and config.get("rotate_within_train"):
+        return text + (
+            f"each of the {members} ensemble members validates ({role}) on one training speaker per corpus "
+            f"that it does not train on (no two members the same); {n_val} speakers of each corpus in the next "
+            "fold are trained on by no member"
+        )
     if members > 1 and config.get("rotate_validation"):
         return text + (
             f"each of the {members} ensemble members validates ({role}) on "

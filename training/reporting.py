@@ -56,7 +56,8 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
 
 def data_summary(clips: Sequence[Clip], split: Split, corpus_args: Sequence[str],
-                 member_val_speakers: list[list[str]] | None = None) -> dict:  # fmt: skip
+                 member_val_speakers: list[list[str]] | None = None,
+                 member_train_speakers: list[list[str]] | None = None) -> dict:  # fmt: skip
     def side(idx: list[int]) -> dict:
         return {
             "clips": len(idx),
@@ -64,7 +65,7 @@ def data_summary(clips: Sequence[Clip], split: Split, corpus_args: Sequence[str]
             "labels": dict(sorted(Counter(clips[i].label for i in idx).items())),
         }
 
-    return {
+    summary = {
         "corpora": sorted({c.corpus for c in clips}),
         "corpus_args": [a.split("=", 1)[0] for a in corpus_args],  # paths are the user's own
         "train": side(split.train),
@@ -73,6 +74,9 @@ def data_summary(clips: Sequence[Clip], split: Split, corpus_args: Sequence[str]
         # per ensemble member, the speakers it validated on and never trained on
         "member_val_speakers": member_val_speakers or [side(split.val)["speakers"]],
     }
+    if member_train_speakers:  # and the speakers it trained on
+        summary["member_train_speakers"] = member_train_speakers
+    return summary
 
 
 def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wall_s: float) -> None:
@@ -81,7 +85,8 @@ def write_run(out: Path, result, cfg: TrainConfig, clips, split, corpus_args, wa
     (out / "config.json").write_text(json.dumps(
         {"train": cfg.to_dict(), "features": json.loads(FEATURE_CONFIG.to_json())}, indent=2))  # fmt: skip
     (out / "data.json").write_text(json.dumps(
-        data_summary(clips, split, corpus_args, result.extra.get("member_val_speakers")), indent=2))
+        data_summary(clips, split, corpus_args, result.extra.get("member_val_speakers"),
+                     result.extra.get("member_train_speakers")), indent=2))  # fmt: skip
     summary = {
         "protocol": "each ensemble member trains on all speakers but its validation speakers "
         "(early stopping); the temperature is fitted on validation predictions of members that "

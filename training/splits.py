@@ -107,7 +107,7 @@ def describe(clips: Sequence[Clip], split: Split) -> str:
 
 
 def member_splits(
-    clips: Sequence[Clip], split: Split, members: int, rotate: bool, seed: int
+    clips: Sequence[Clip], split: Split, members: int, rotate: bool, seed: int, within_train: bool = False
 ) -> list[tuple[list[int], list[int]]]:
     """(train, validation) clip indices for each member of an ensemble.
 
@@ -115,11 +115,15 @@ def member_splits(
     0 validates on split.val; each further member validates on as many other speakers,
     drawn from split.train (genders alternating), and trains on the rest of split.train
     and split.val. The ensemble then learns from every non-test speaker while each
-    member's validation speakers stay unseen by that member. Test speakers are never in
-    either list.
+    member's validation speakers stay unseen by that member. Rotated `within_train`: each
+    member validates on one speaker per corpus of split.train (no two members the same)
+    and trains on the rest of split.train: split.val stays unseen by every member. Test
+    speakers are never in either list.
     """
     if not rotate or members == 1 or not split.val_speakers:  # a random split has no speakers to rotate
         return [(list(split.train), list(split.val))] * members
+    if within_train:
+        return _rotate_within_train(clips, split, members, seed)
     corpus_of = {c.speaker: c.corpus for c in clips}
     n_val = len(split.val_speakers)
     per_corpus = max(Counter(corpus_of[s] for s in split.val_speakers).values())  # pick_validation counts per corpus
@@ -139,9 +143,26 @@ def member_splits(
     ]
 
 
+def _rotate_within_train(clips: Sequence[Clip], split: Split, members: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    remaining = sorted({clips[i].speaker for i in split.train})
+    np.random.default_rng(seed).shuffle(remaining)
+    corpora = {clips[i].corpus for i in split.train}
+    plans = []
+    for _ in range(members):
+        picked = set(pick_validation(clips, remaining, 1))
+        if len(picked) < len(corpora) or len(remaining) - len(picked) < 1:
+            raise ValueError(f"too few training speakers to rotate one per corpus over {members} members")
+        remaining = [s for s in remaining if s not in picked]
+        plans.append(([i for i in split.train if clips[i].speaker not in picked],
+                      [i for i in split.train if clips[i].speaker in picked]))  # fmt: skip
+    return plans
+
+
 def speakers_taught(data: dict) -> set[str]:
     """Every speaker some member of a run trained on, from its data.json: a rotated
     ensemble's members also train on each other's validation speakers."""
+    if "member_train_speakers" in data:  # runs since the members' own lists are kept
+        return set().union(*map(set, data["member_train_speakers"]))
     pool = set(data["train"]["speakers"]) | set(data["val"]["speakers"])
     member_val = data.get("member_val_speakers") or [data["val"]["speakers"]]
     return set().union(*(pool - set(v) for v in member_val))

@@ -190,14 +190,17 @@ def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: Trai
     """The teacher's calibrated probabilities for every cached training window of the clips
     `idx`: (len(idx), train_copies, N_CLASSES), or None without `distill_from`.
 
-    Refuses a teacher that trained on a validation or test speaker of this split: its
-    answers would carry those speakers into the student.
+    Refuses a teacher that trained on a speaker the student is measured on: its answers
+    would carry that speaker into the student. Those are the test speakers, or the
+    validation speakers where the split has none (the shipped model). With test speakers,
+    the validation speakers only calibrate (the schedule runs to its end) and may be the
+    teacher's, as a rotated ensemble's are.
     """
     if not cfg.distill_from:
         return None
     run = Path(cfg.distill_from)
     taught = speakers_taught(json.loads((run / "data.json").read_text()))
-    held = {store.clips[i].speaker for i in [*split.val, *split.test]}
+    held = {store.clips[i].speaker for i in (split.test or split.val)}
     if taught & held:
         raise ValueError(f"the teacher {run} trained on held-out speakers {sorted(taught & held)}")
     teacher = keras.models.load_model(run / "model.keras")
@@ -256,7 +259,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     start = time.perf_counter()
     if cfg.selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, not {cfg.selection!r}")
-    plans = member_splits(store.clips, split, cfg.ensemble, cfg.rotate_validation, cfg.seed)
+    plans = member_splits(store.clips, split, cfg.ensemble, cfg.rotate_validation, cfg.seed, cfg.rotate_within_train)
     # Normalisation from clips every member trains on: no member's validation speakers.
     common = sorted(set.intersection(*(set(train_idx) for train_idx, _ in plans)))
     # statistics of training windows only: the first cached crop of each clip
@@ -307,6 +310,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     result.logits_model = model
     result.extra |= clip_predictions
     result.extra["member_val_speakers"] = [sorted({store.clips[i].speaker for i in v}) for _, v in plans]
+    result.extra["member_train_speakers"] = [sorted({store.clips[i].speaker for i in t}) for t, _ in plans]
     if len(monitors) > 1:
         result.extra["member_history"] = [m.history for m in monitors]
         result.extra["member_best_epoch"] = [m.best_epoch for m in monitors]
