@@ -29,6 +29,20 @@ def test_formats_decode_to_the_same_speech(speech_clip, fmt, subtype):
     assert np.sqrt(np.mean(got**2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.1)
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_16_bit_pcm_decodes_to_libsndfiles_own_floats(speech_clip, channels):
+    """16-bit PCM is scaled by numpy, not libsndfile: the samples must be the same floats."""
+    from ser.audio import _read_blocks
+
+    data = resampled(speech_clip, 48_000, channels=channels)
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        assert f.subtype == "PCM_16"
+        ours = np.concatenate(list(_read_blocks(f, 10_000)))
+    theirs = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)[0]
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
+
+
 @pytest.mark.parametrize("rate", [8_000, 16_000, 22_050, 44_100, 48_000, 96_000, 192_000])
 def test_any_rate_resamples_to_model_rate(speech_clip, rate):
     samples = load_audio(resampled(speech_clip, rate))
