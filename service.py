@@ -31,6 +31,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from threadpoolctl import threadpool_limits
 
+from ser.audio import short_pcm_seconds
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
 from ser.errors import InputError, WorkLimit
 from ser.inference import EmotionModel, build_result, features_of
@@ -182,8 +183,15 @@ class SpeechEmotion:
     async def _analyse_watched(
         self, data: bytes, top_k: int, segmentation: Segmentation, timings: dict[str, float], request: Request
     ) -> dict:
-        """The analysis, stopped at the work deadline or as soon as the client hangs up."""
+        """The analysis, stopped at the work deadline or as soon as the client hangs up.
+
+        A short uncompressed recording is analysed right here on the event loop (a few
+        milliseconds: the thread hop and the watcher cost more, README Speed); anything
+        else in a worker thread, watched.
+        """
         limit = WorkLimit(SETTINGS.work_timeout_s)
+        if SETTINGS.inference_mode == "direct" and short_pcm_seconds(data, SETTINGS.inline_max_seconds):
+            return self.model.analyse(data, SETTINGS.max_audio_seconds, top_k, timings, limit, segmentation)
         async with anyio.create_task_group() as watchers:
             watchers.start_soon(_watch_client, request, limit)
             try:  # caught here: raised through the task group it would come out as a group

@@ -86,6 +86,28 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+PCM_CODECS = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+
+
+def short_pcm_seconds(data: bytes | bytearray, max_seconds: float) -> float | None:
+    """The length of uncompressed PCM (WAV, AIFF) of at most `max_seconds`, from its header,
+    else None (compressed, longer, or unreadable: the caller takes its general path).
+
+    An uncompressed file's decoding is bounded by its header: libsndfile reads no more
+    frames than the data chunk declares, so this bounds the whole analysis's work.
+    """
+    if sniff(bytes(data[:16])) not in ("wav", "aiff"):
+        return None
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return None
+    if info.subtype not in PCM_CODECS or not info.samplerate or not 1 <= info.channels <= MAX_CHANNELS:
+        return None
+    seconds = info.frames / info.samplerate
+    return seconds if 0 < seconds <= max_seconds else None
+
+
 @dataclass
 class _Stream:
     """An opened file: what its header claims, and its decoded blocks (frames, channels)."""

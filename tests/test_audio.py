@@ -271,3 +271,21 @@ def test_ogg_whose_last_granule_claims_599_s_decodes_what_is_there(subtype, gran
         return
     assert first.shape[0] / SAMPLE_RATE == pytest.approx(1.0, abs=0.1)
     np.testing.assert_array_equal(first, second)
+
+
+def test_short_pcm_is_recognised_by_its_header_alone(speech_clip):
+    """The server analyses short uncompressed recordings on its event loop: only PCM WAV or
+    AIFF whose header says it is short enough qualifies; compressed or longer audio, and
+    anything unreadable, does not."""
+    from ser.audio import short_pcm_seconds
+
+    samples, rate = read_mono(speech_clip)
+    clip = samples[: 3 * rate]
+    assert short_pcm_seconds(encode(clip, rate, "WAV", "PCM_16"), 6) == pytest.approx(3, abs=0.01)
+    assert short_pcm_seconds(encode(clip, rate, "AIFF", "PCM_24"), 6) == pytest.approx(3, abs=0.01)
+    assert short_pcm_seconds(encode(np.tile(clip, 3), rate, "WAV", "PCM_16"), 6) is None  # 9 s
+    assert short_pcm_seconds(encode(clip, rate, "WAV", "PCM_16"), 0) is None  # turned off
+    for fmt, subtype in (("FLAC", "PCM_16"), ("WAV", "ULAW"), ("WAV", "IMA_ADPCM"), ("OGG", "VORBIS")):
+        assert short_pcm_seconds(encode(clip, rate, fmt, subtype), 6) is None, subtype
+    assert short_pcm_seconds(encode(clip, rate, "WAV", "PCM_16")[:40], 6) is None  # a header cut short
+    assert short_pcm_seconds(b"RIFF\x00\x00\x00\x00WAVE" + bytes(100), 6) is None
