@@ -100,8 +100,8 @@ def tracing_exported() -> bool:
 
 def _traced_only(base: type) -> type:
     """OpenTelemetry's ASGI middleware, stepped over when no trace is exported: it opens a
-    span for the request and one for each message received or sent (a 468 KiB upload
-    arrives in dozens), which nobody reads without an exporter."""
+    span for the request and one for each message received or sent (an upload arrives
+    in several), which nobody reads without an exporter."""
 
     class TracedOnly(base):
         def __init__(self, app: ASGIApp, *args, **kwargs) -> None:
