@@ -35,7 +35,7 @@ from ser.audio import short_pcm_seconds
 from ser.config import MODEL_NAME, N_FRAMES, N_MFCC
 from ser.errors import InputError, WorkLimit
 from ser.inference import EmotionModel, build_result, features_of
-from ser.segments import Segmentation
+from ser.segments import Segmentation, uses_vad
 from serving import bentoml_patches, connections
 from serving.errors import error_response
 from serving.live import LiveEngine, live_endpoint
@@ -185,12 +185,13 @@ class SpeechEmotion:
     ) -> dict:
         """The analysis, stopped at the work deadline or as soon as the client hangs up.
 
-        A short uncompressed recording is analysed right here on the event loop (a few
-        milliseconds: the thread hop and the watcher cost more, README Speed); anything
-        else in a worker thread, watched.
+        A short uncompressed recording that needs no VAD is analysed right here on the
+        event loop (2-3 ms: the thread hop and the watcher cost more, README Speed);
+        anything else in a worker thread, watched.
         """
         limit = WorkLimit(SETTINGS.work_timeout_s)
-        if SETTINGS.inference_mode == "direct" and short_pcm_seconds(data, SETTINGS.inline_max_seconds):
+        seconds = short_pcm_seconds(data, SETTINGS.inline_max_seconds)
+        if SETTINGS.inference_mode == "direct" and seconds and not uses_vad(seconds, segmentation):
             return self.model.analyse(data, SETTINGS.max_audio_seconds, top_k, timings, limit, segmentation)
         async with anyio.create_task_group() as watchers:
             watchers.start_soon(_watch_client, request, limit)

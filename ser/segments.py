@@ -36,9 +36,15 @@ class Plan:
     owner: list[int]  # speech mode: the utterance of each window
 
 
+def uses_vad(seconds: float, segmentation: Segmentation) -> bool:
+    """Whether a recording this long is cut where the speech is: the VAD, about 2 ms per
+    second of audio, is then most of its analysis."""
+    return segmentation != "fixed" and seconds > N_SAMPLES / SAMPLE_RATE
+
+
 def plan_windows(samples: np.ndarray, segmentation: Segmentation = "speech") -> Plan:
     """Cut a recording into the model's windows (see the module docstring)."""
-    if samples.shape[0] <= N_SAMPLES or segmentation == "fixed":
+    if not uses_vad(samples.shape[0] / SAMPLE_RATE, segmentation):
         windows, spans = split_windows(samples)
         return Plan("whole" if len(spans) == 1 else "fixed", windows, spans, [], [])
     utterances = speech_regions(speech_probabilities(samples))

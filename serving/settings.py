@@ -40,9 +40,9 @@ class Settings:
     # analysis (waiting for a thread included) stops after this and answers 503, before
     # BentoML's own timeout would answer 504 outside the error shape
     work_timeout_s: float = float(_env("SER_WORK_TIMEOUT_S", "50"))
-    # Uncompressed WAV/AIFF up to this long is analysed on the worker's event loop: a few
-    # milliseconds of work (at most ~15 ms with the VAD), less than the thread hop and the
-    # hang-up watcher cost in CPU; longer or compressed audio goes to a thread. 0: never.
+    # Uncompressed WAV/AIFF up to this long that needs no VAD (4 s or less, or fixed
+    # windows) is analysed on the worker's event loop: 2-3 ms of work, less than the thread
+    # hop and the hang-up watcher cost; anything else goes to a thread. 0: never.
     inline_max_seconds: float = float(_env("SER_INLINE_MAX_SECONDS", "6"))
     # Origins (comma-separated, e.g. "https://app.example.org") whose pages may call the
     # API from a browser; empty: CORS off, the browser's same-origin rule applies.

@@ -170,3 +170,14 @@ def test_whole_clip_answer_weighs_utterances_by_length():
     assert result["probabilities"]["angry"] == pytest.approx(6 * 0.6 / 7, abs=1e-5)
     assert result["agreement"] == pytest.approx(6 / 7, abs=1e-4)
     assert [s["speech"] for s in result["segments"]] == [False, True, False, True, False]
+
+
+def test_the_vad_runs_only_past_one_window_and_never_with_fixed_windows():
+    """The server's event-loop path (`uses_vad` false) must agree with what plan_windows does."""
+    from ser.config import N_SAMPLES, SAMPLE_RATE
+    from ser.segments import plan_windows, uses_vad
+
+    assert not uses_vad(N_SAMPLES / SAMPLE_RATE, "speech") and uses_vad(N_SAMPLES / SAMPLE_RATE + 0.01, "speech")
+    assert not uses_vad(600, "fixed")
+    noise = np.random.default_rng(0).normal(0, 0.1, N_SAMPLES).astype(np.float32)
+    assert plan_windows(noise, "speech").mode == "whole"  # exactly one window: no VAD
