@@ -41,6 +41,7 @@ from ser.datasets import Clip, parse_corpus_arg, scan_corpus  # noqa: E402
 from ser.features import clip_features  # noqa: E402
 from ser.inference import gpu_graph  # noqa: E402
 from training.model import architecture  # noqa: E402  (also registers the custom layers)
+from training.splits import speakers_taught  # noqa: E402
 
 OPSET = 17
 ATOL = 1e-5
@@ -120,13 +121,9 @@ def clip_ua(path: Path, corpus_arg: str, speakers: set[str] | None) -> float:
 
 
 def unseen_speakers(data: dict) -> set[str]:
-    """Speakers that no member of a run trained on: the validation speakers that every
-    member shares. With rotated validation (each member validating on other speakers)
-    there are none: every speaker of the run's corpora taught some member."""
-    if "member_train_speakers" in data:  # runs since the members' own lists are kept
-        everyone = set(data["train"]["speakers"]) | set(data["val"]["speakers"])
-        return everyone - set().union(*map(set, data["member_train_speakers"]))
-    return set.intersection(*(set(s) for s in data.get("member_val_speakers") or [data["val"]["speakers"]]))
+    """Speakers of a run that no member trained on: the validation speakers every member
+    shares; none where the members rotated them over every speaker."""
+    return (set(data["train"]["speakers"]) | set(data["val"]["speakers"])) - speakers_taught(data)
 
 
 def quantize_check(fp32: Path, features: np.ndarray, corpus_args: list[str], data: dict) -> dict:
