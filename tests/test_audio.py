@@ -43,6 +43,32 @@ def test_16_bit_pcm_decodes_to_libsndfiles_own_floats(speech_clip, channels):
     np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize(("channels", "rate"), [(1, 48_000), (2, 44_100), (1, 16_000)])
+def test_16_bit_wav_read_by_the_standard_library_equals_libsndfiles(speech_clip, monkeypatch, channels, rate):
+    """16-bit PCM WAV skips libsndfile (ser.audio._pcm16_wav): the decoded clip must be the
+    same floats either way, and a file whose data is cut short goes to libsndfile."""
+    from ser import audio
+
+    data = resampled(speech_clip, rate, channels=channels)
+    assert audio._pcm16_wav(data) is not None
+    fast = load_audio(data)
+    monkeypatch.setattr(audio, "_pcm16_wav", lambda _data: None)  # libsndfile's path
+    np.testing.assert_array_equal(fast, load_audio(data))
+    monkeypatch.undo()
+    cut = data[: len(data) - 1001]  # the header still claims every frame, and half a sample is lost
+    assert audio._pcm16_wav(cut) is None
+    assert 0 < len(fast) - len(load_audio(cut)) < SAMPLE_RATE / 20  # 1,001 bytes: at most 23 ms
+
+
+def test_other_wavs_are_left_to_libsndfile(speech_clip):
+    from ser.audio import _pcm16_wav
+
+    samples, rate = read_mono(speech_clip)
+    for subtype in ("PCM_U8", "PCM_24", "FLOAT", "ULAW"):
+        assert _pcm16_wav(encode(samples, rate, "WAV", subtype)) is None, subtype
+    assert _pcm16_wav(encode(samples, rate, "RF64", "PCM_16")) is None
+
+
 @pytest.mark.parametrize("rate", [8_000, 16_000, 22_050, 44_100, 48_000, 96_000, 192_000])
 def test_any_rate_resamples_to_model_rate(speech_clip, rate):
     samples = load_audio(resampled(speech_clip, rate))

@@ -419,3 +419,24 @@ def test_opentelemetry_runs_only_where_traces_are_exported():
     finally:
         tracing.exporter_type.set(None)
         tracing.sample_rate.set(None)
+
+
+def test_an_api_methods_caller_is_built_once_per_instance():
+    """BentoML rebuilt an API method's local caller (its signature included) on every
+    request; it is kept per instance and method, and still fills defaults from `Field`s."""
+    import bentoml
+    from pydantic import Field
+
+    from serving import bentoml_patches
+
+    bentoml_patches.install()
+
+    @bentoml.service
+    class Echo:
+        @bentoml.api
+        def echo(self, text: str = Field("hi"), times: int = 1) -> str:
+            return text * times
+
+    one, two = Echo.inner(), Echo.inner()
+    assert one.echo.local is one.echo.local and one.echo.local is not two.echo.local
+    assert one.echo() == "hi" and one.echo("ab", times=2) == "abab" and two.echo(times=3) == "hihihi"
