@@ -508,6 +508,20 @@ def test_unparseable_requests_get_the_error_shape(server):
     assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["error"]["code"] == "bad_request"
 
 
+def test_oversized_headers_are_refused_and_the_connection_closed(server):
+    """httptools sets no limit on request headers: past 16 KiB (h11's limit in uvicorn)
+    the request gets the error shape and the connection is closed, in one header or many;
+    under it, the request is served."""
+    for headers in (b"X-Big: " + b"a" * 17_000 + b"\r\n", b"".join(b"X-%d: %s\r\n" % (i, b"b" * 100) for i in range(200))):
+        reply = _raw(server.url, b"GET /livez HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and b"connection: close" in head.lower()
+        error = json.loads(body)["error"]
+        assert error["code"] == "bad_request" and "16 KiB" in error["message"]
+    reply = _raw(server.url, b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"a" * 12_000 + b"\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200")
+
+
 def test_idle_kept_alive_connections_are_closed(server):
     """After an answer, a kept-alive connection that sends nothing more is closed by
     uvicorn's keep-alive timeout (5 s)."""
