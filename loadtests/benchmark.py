@@ -14,6 +14,9 @@ The headline clip is 5.0 s of speech as a 48 kHz 16-bit WAV (two model windows).
    time goes (in-process stages against the 1-client latency).
 6. Serving configurations at 8 clients: 1 or 2 workers, direct onnxruntime or BentoML's
    adaptive batching.
+7. The headline comparison again in alternating turns, both servers up at once (5 s clip,
+   fixed windows, 8 clients for throughput, 1 for p50): the ratios of section 4 compare
+   halves of the run minutes apart, and this machine's speed drifts.
 Writes loadtests/results/benchmark.json and benchmark.png. Runs without the corpus on a
 generated voice of the same lengths (loadtests/clips.py).
 """
@@ -223,6 +226,42 @@ def load_section(
     return rows, scaling, config_rows
 
 
+def headline_pairs(wav: bytes, seconds: float, tmp: Path, pairs: int = 3) -> dict:
+    """Baseline and service in alternating turns, both servers up, `pairs` times: each
+    pair's ratio is measured under the same conditions. The baseline's own throughput
+    (5 s clip, 8 clients) ranged over 14.8-21.7 requests/s between runs here, and the load
+    section measures it minutes before the service."""
+    payload = ("clip.wav", wav, "audio/wav")
+    rows = []
+    baseline, service = start_baseline(tmp), start_service(tmp)
+    try:
+        for url in (baseline.url + "/predict", service.url + "/predict?segmentation=fixed"):
+            closed_loop(url, payload, 8, 2)  # warm both
+        for i in range(pairs):
+            turn = {}
+            for name, url in (("baseline", baseline.url + "/predict"),
+                              ("service", service.url + "/predict?segmentation=fixed")):  # fmt: skip
+                eight = closed_loop(url, payload, 8, seconds).summary()
+                one = closed_loop(url, payload, 1, seconds / 2).summary()
+                turn[name] = {"rps_8_clients": eight["rps"], "p50_1_client_ms": one["p50_ms"],
+                              "failures": eight["failures"] + one["failures"]}  # fmt: skip
+            turn["rps_ratio"] = turn["service"]["rps_8_clients"] / turn["baseline"]["rps_8_clients"]
+            turn["p50_times_lower"] = turn["baseline"]["p50_1_client_ms"] / turn["service"]["p50_1_client_ms"]
+            rows.append(turn)
+            print(f"pair {i + 1}: 8 clients {turn['service']['rps_8_clients']:.1f} against "
+                  f"{turn['baseline']['rps_8_clients']:.1f} req/s ({turn['rps_ratio']:.1f}x), 1 client p50 "
+                  f"{turn['service']['p50_1_client_ms']:.1f} against {turn['baseline']['p50_1_client_ms']:.1f} ms "
+                  f"({turn['p50_times_lower']:.1f}x lower)")  # fmt: skip
+    finally:
+        baseline.stop()
+        service.stop()
+    return {
+        "pairs": rows,
+        "rps_ratio_median": float(np.median([r["rps_ratio"] for r in rows])),
+        "p50_times_lower_median": float(np.median([r["p50_times_lower"] for r in rows])),
+    }
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -260,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=20, help="load duration per measurement")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--skip-configs", action="store_true", help="skip the workers/batching comparison")
+    p.add_argument("--pairs", type=int, default=3, help="alternating baseline/service turns (0: none)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     clips = {length: bench_wav(length, args.data) for length in LENGTHS_S}
@@ -309,6 +349,10 @@ def main(argv: list[str] | None = None) -> None:
                 "p50_1_client_times_lower": base[1]["p50_ms"] / ours[1]["p50_ms"],
             }
     result["ratios"] = ratios
+    if args.pairs:
+        print("headline in alternating turns ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            result["headline_pairs"] = headline_pairs(wav, args.seconds / 2, Path(tmp), args.pairs)
     stages = next(r for r in result["cost_by_length"] if r["seconds"] == HEADLINE_S)
     result["profile"] = {}  # where a 1-client request's p50 goes, by segmentation
     for name, server in (("speech", "this"), ("fixed", FIXED)):
@@ -329,7 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / "benchmark.png")
-    print(json.dumps({"ratios": result["ratios"], "profile": result["profile"]}, indent=1))
+    print(json.dumps({"ratios": result["ratios"], "profile": result["profile"],
+                      "headline_pairs": result.get("headline_pairs")}, indent=1))  # fmt: skip
     print(f"wrote {args.out / 'benchmark.json'}")
 
 

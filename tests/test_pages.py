@@ -5,6 +5,7 @@ Screenshots at desktop and phone widths go to tests/artifacts/ (ignored by git).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -108,14 +109,15 @@ def test_technical_details_come_from_the_model(server, page):
     assert ("distilled from an ensemble" in text) == bool(metadata_json(read_model_info(BUNDLED_MODEL), "teacher"))
     live = REPO / "loadtests" / "results" / "live_benchmark.json"
     if live.exists():  # the live-stream benchmark's table, from its result file
-        import json
-
         rows = json.loads(live.read_text())["results"]
         assert "Live streams (WebSocket /live)" in text and f"{rows[-1]['readings']} / {rows[-1]['readings_owed']}" in text
+    bench = REPO / "loadtests" / "results" / "benchmark.json"
+    pairs = json.loads(bench.read_text()).get("headline_pairs") if bench.exists() else None
+    if pairs:  # the headline in alternating turns, each pair's ratio
+        assert "in alternating turns" in text and f"{pairs['rps_ratio_median']:.1f}x the throughput" in text
+        assert all(f"{pair['rps_ratio']:.1f}x" in text for pair in pairs["pairs"])
     gpu = REPO / "loadtests" / "results" / "gpu_benchmark.json"
     if gpu.exists():  # and the GPU measurement's, with its ratios against the CPU
-        import json
-
         measured = json.loads(gpu.read_text())
         first = measured["load"][0]
         assert "On a GPU, measured" in text and f"{first['rps']:.1f}" in text
