@@ -1,5 +1,5 @@
-"""/classify_features's wire format (base64 float32 windows) and the model service's
-overload signal, for the server."""
+"""/classify_features's wire format (base64 float32 windows) and what the model service's
+client raises, for the server."""
 
 from __future__ import annotations
 
@@ -31,3 +31,14 @@ def is_overload(exc: Exception) -> bool:
 
     status = getattr(exc, "error_code", None)
     return isinstance(exc, BentoMLException) and int(getattr(status, "value", status) or 0) in (429, 503)
+
+
+def is_stale_connection(exc: Exception) -> bool:
+    """The model service's connection closed under its client: a kept-alive connection closed
+    as it was reused (ServerDisconnectedError, or "Cannot write to closing transport"), not
+    a timeout."""
+    import asyncio
+
+    import aiohttp
+
+    return isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, asyncio.TimeoutError)

@@ -440,3 +440,19 @@ def test_an_api_methods_caller_is_built_once_per_instance():
     one, two = Echo.inner(), Echo.inner()
     assert one.echo.local is one.echo.local and one.echo.local is not two.echo.local
     assert one.echo() == "hi" and one.echo("ab", times=2) == "abab" and two.echo(times=3) == "hihihi"
+
+
+def test_a_closed_model_service_connection_is_retried_but_not_a_timeout_or_a_refusal():
+    """With batching, the model service closed kept-alive connections as its client reused
+    them (uvicorn 5 s, aiohttp 15 s): 13 of 912 requests answered 500 in 15 s at 8 clients.
+    Those errors are retried once; a timeout or the dispatcher's 503 is not."""
+    import aiohttp
+    from bentoml.exceptions import ServiceUnavailable
+
+    from serving.predict import is_overload, is_stale_connection
+
+    closing = aiohttp.ClientOSError(None, "Can not write request body for http://127.0.0.1:3000/classify")
+    assert is_stale_connection(aiohttp.ServerDisconnectedError()) and is_stale_connection(closing)
+    assert not is_stale_connection(aiohttp.ServerTimeoutError("read timeout"))
+    assert not is_stale_connection(ServiceUnavailable("busy")) and is_overload(ServiceUnavailable("busy"))
+    assert not is_stale_connection(ValueError("a bug"))
