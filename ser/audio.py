@@ -96,8 +96,8 @@ def short_pcm_seconds(data: bytes | bytearray, max_seconds: float) -> float | No
     """The length of uncompressed PCM (WAV, AIFF) of at most `max_seconds`, from its header,
     else None (compressed, longer, or unreadable: the caller takes its general path).
 
-    An uncompressed file's decoding is bounded by its header: libsndfile reads no more
-    frames than the data chunk declares, so this bounds the whole analysis's work.
+    An uncompressed file's decoding is bounded by its header: `wave` and libsndfile read no
+    more frames than the data chunk declares, so this bounds the whole analysis's work.
     """
     kind = sniff(bytes(data[:16]))
     if kind not in ("wav", "aiff"):
@@ -156,13 +156,16 @@ def _libsndfile(data: bytes) -> Iterator[_Stream]:
         yield _Stream(f.samplerate, f.channels, frames, lambda n: _read_blocks(f, n), f.subtype.startswith("PCM_"))
 
 
+_WAVE_ERRORS = (wave.Error, EOFError, ValueError, OverflowError)  # what `wave` raises on a bad header
+
+
 def _wave_header(data: bytes | bytearray) -> tuple[int, int, int, int] | None:
     """(rate, channels, bytes per sample, frames) of a WAV that the standard library's
     `wave` reads (integer PCM in a RIFF file), or None."""
     try:
         with wave.open(io.BytesIO(data)) as w:
             return w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
-    except (wave.Error, EOFError, ValueError, OverflowError):
+    except _WAVE_ERRORS:
         return None
 
 
@@ -181,7 +184,7 @@ def _pcm16_wav(data: bytes | bytearray) -> _Stream | None:
             if width != 2 or not rate or not 1 <= channels <= MAX_CHANNELS or frames == 0:
                 return None
             raw = w.readframes(frames)
-    except (wave.Error, EOFError, ValueError, OverflowError, MemoryError):
+    except (*_WAVE_ERRORS, MemoryError):
         return None
     if len(raw) != frames * channels * 2:
         return None

@@ -24,7 +24,7 @@ the request as it came.
   clip's request under load (py-spy). Here it is built once per service instance and method.
 
 `install()` replaces the three classes where BentoML looks them up when it builds the
-app, so it must run when the service module is imported.
+app, and the method on BentoML's class, so it must run when the service module is imported.
 """
 
 from __future__ import annotations
