@@ -9,7 +9,14 @@ import pytest
 
 from ser.datasets import Clip
 from training.metrics import expected_calibration_error, fit_temperature, summary
-from training.splits import fold_split, holdout_split, member_splits, random_split, speaker_folds
+from training.splits import (
+    fold_split,
+    holdout_split,
+    member_splits,
+    random_split,
+    restrict_corpora,
+    speaker_folds,
+)
 
 
 def fake_clips(n_speakers=20, per=10):
@@ -114,6 +121,20 @@ def test_rotated_validation_on_several_corpora_takes_as_many_speakers_per_corpus
         val_speakers = {clips[i].speaker for i in val}
         assert sorted(s[0] for s in val_speakers) == ["a", "a", "b", "b"]  # 2 per corpus, as split.val
         assert not val_speakers & {clips[i].speaker for i in train}
+
+
+def test_training_on_one_corpus_keeps_every_corpus_test_speakers():
+    clips = [Clip(Path(f"{c}{s}_{i}"), "angry", f"{c}:{s}", c, ["female", "male"][s % 2])
+             for c in ("a", "b") for s in range(10) for i in range(2)]  # fmt: skip
+    split = fold_split(clips, speaker_folds(clips, 5, seed=1), 0, n_val=1)
+    only_a = restrict_corpora(clips, split, ["a"])
+    assert {clips[i].corpus for i in only_a.train + only_a.val} == {"a"}
+    assert set(only_a.train) < set(split.train) and only_a.test == split.test  # same test speakers, both corpora
+    assert {clips[i].corpus for i in only_a.test} == {"a", "b"}
+    assert only_a.val_speakers == tuple(s for s in split.val_speakers if s.startswith("a:"))
+    assert restrict_corpora(clips, split, []) is split
+    with pytest.raises(ValueError, match="not given"):
+        restrict_corpora(clips, split, ["c"])
 
 
 def test_confident_threshold_meets_its_target_and_refuses_to_invent_one():

@@ -23,3 +23,10 @@ def test_bad_overrides_are_refused():
 def test_other_types_follow_their_field():
     cfg = TrainConfig.with_overrides(["ensemble=1", "conv_filters=[8, 8, 8]", "architecture=conv2d", "dropout=0.2"])
     assert (cfg.ensemble, cfg.conv_filters, cfg.architecture, cfg.dropout) == (1, (8, 8, 8), "conv2d", 0.2)
+
+
+def test_a_tuple_of_names_from_the_command_line():
+    assert TrainConfig.with_overrides(["train_corpora=ravdess"]).train_corpora == ("ravdess",)
+    assert TrainConfig.with_overrides(["train_corpora=ravdess,emodb"]).train_corpora == ("ravdess", "emodb")
+    assert TrainConfig.with_overrides(['train_corpora=["emodb"]']).train_corpora == ("emodb",)
+    assert TrainConfig().train_corpora == ()

@@ -69,6 +69,10 @@ class TrainConfig:
     # class it has gets an equal share; then classes few corpora have (calm, disgust) are
     # drawn more often, by (target share / share)^class_power, towards equal classes.
     corpus_power: float = 0.5
+    # Corpora whose clips train and validate (empty: every corpus given). The folds are still
+    # dealt over every corpus, so a model trained on one corpus is tested on the same speakers
+    # as one trained on all: the fair "does mixing corpora cost RAVDESS accuracy?" baseline.
+    train_corpora: tuple[str, ...] = ()
     class_power: float = 0.5
     spec_time_masks: int = 2  # SpecAugment masks applied on the fly, training only
     spec_time_width: int = 12  # frames
@@ -124,8 +128,10 @@ class TrainConfig:
             default = getattr(base, key)
             if isinstance(default, bool):
                 typed[key] = _as_bool(key, value)
+            elif isinstance(default, tuple):  # a JSON list, or "a,b" for a tuple of names
+                typed[key] = tuple(value.split(",") if isinstance(value, str) else value)
             else:
-                typed[key] = tuple(value) if isinstance(default, tuple) else type(default)(value)
+                typed[key] = type(default)(value)
         return dataclasses.replace(base, **typed)
 
     @classmethod

@@ -210,6 +210,8 @@ def cv_protocol(k: int, n_val: int | None, config: dict) -> str:
     text = (f"{k}-fold cross-validation by speaker, speakers of every corpus dealt into the folds: per fold, "
             "the test speakers are never seen in training; ")  # fmt: skip
     members = int(config.get("ensemble", 1))
+    only = (f"; only {', '.join(config['train_corpora'])} trains and validates (the other corpora's test speakers "
+            "are an unseen corpus)" if config.get("train_corpora") else "")  # fmt: skip
     role = ("temperature scaling; weights are those at the end of the schedule" if config.get("selection") == "last"
             else "early stopping, temperature scaling")  # fmt: skip
     if members > 1 and config.get("rotate_validation") and config.get("rotate_within_train"):
@@ -217,15 +219,15 @@ def cv_protocol(k: int, n_val: int | None, config: dict) -> str:
             f"each of the {members} ensemble members validates ({role}) on one training speaker per corpus "
             f"that it does not train on (no two members the same); {n_val} speakers of each corpus in the next "
             "fold are trained on by no member"
-        )
+        ) + only
     if members > 1 and config.get("rotate_validation"):
         return text + (
             f"each of the {members} ensemble members validates ({role}) on "
             f"{n_val} other speakers that it does not train on (the first member on {n_val} speakers "
             "of the next fold, the others on speakers rotated through the rest)"
-        )
+        ) + only
     per = f"{n_val} speakers of each corpus" if n_val else "all speakers"
-    return text + f"{per} in the next fold validate ({role}) and are not trained on"
+    return text + f"{per} in the next fold validate ({role}) and are not trained on" + only
 
 
 def views_summary(folds: list[dict]) -> dict:

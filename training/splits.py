@@ -106,6 +106,21 @@ def describe(clips: Sequence[Clip], split: Split) -> str:
     return "\n".join(lines)
 
 
+def restrict_corpora(clips: Sequence[Clip], split: Split, corpora: Sequence[str]) -> Split:
+    """The split with training and validation clips of `corpora` only (all when empty);
+    the test side is kept whole, so other corpora's test speakers become unseen corpora."""
+    if not corpora:
+        return split
+    unknown = set(corpora) - {c.corpus for c in clips}
+    if unknown:
+        raise ValueError(f"train_corpora names corpora not given: {sorted(unknown)}")
+    keep = set(corpora)
+    train = [i for i in split.train if clips[i].corpus in keep]
+    val = [i for i in split.val if clips[i].corpus in keep]
+    val_speakers = tuple(sorted({clips[i].speaker for i in val}))
+    return Split(train, val, split.test, split.test_speakers, val_speakers)
+
+
 def member_splits(
     clips: Sequence[Clip], split: Split, members: int, rotate: bool, seed: int, within_train: bool = False
 ) -> list[tuple[list[int], list[int]]]:

@@ -47,6 +47,7 @@ from training.splits import (  # noqa: E402
     holdout_split,
     member_splits,
     pick_validation,
+    restrict_corpora,
     speaker_folds,
     speakers_taught,
 )
@@ -259,6 +260,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     start = time.perf_counter()
     if cfg.selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, not {cfg.selection!r}")
+    split = restrict_corpora(store.clips, split, cfg.train_corpora)
     plans = member_splits(store.clips, split, cfg.ensemble, cfg.rotate_validation, cfg.seed, cfg.rotate_within_train)
     # Normalisation from clips every member trains on: no member's validation speakers.
     common = sorted(set.intersection(*(set(train_idx) for train_idx, _ in plans)))
