@@ -9,14 +9,15 @@ from collections import Counter
 import numpy as np
 import pytest
 import scipy.signal
+import soxr
 
 from ser.audio import load_audio
 from ser.config import N_SAMPLES, SAMPLE_RATE
 from ser.datasets import Clip
-from ser.features import clip_features
+from ser.features import clip_features, filterbank
 from training import augment, degrade
 from training.config import TrainConfig
-from training.data import CropConfig, band_limit, training_crop
+from training.data import CropConfig, band_limit, freq_warp, training_crop, warp_matrix
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,30 @@ def test_band_limit_on_features_looks_like_a_telephone_line(speech):
     assert limited.shape == clean.shape and np.isfinite(limited).all()
     off = TrainConfig.with_overrides({"p_band_limit": 0.0})
     assert band_limit(clean, np.random.default_rng(4), off) is clean
+
+
+def test_frequency_warp_on_features_moves_formants_as_a_faster_voice(speech):
+    """Warping a clip's features by alpha brings their average spectrum towards that of the
+    same clip played alpha times faster (formants alpha times higher), and alpha = 1 changes
+    nothing."""
+    dct = filterbank().dct
+    faster = soxr.resample(speech, SAMPLE_RATE, int(SAMPLE_RATE / 1.12), quality="VHQ").astype(np.float32)
+    clean, fast = clip_features(speech)[0][:1], clip_features(faster)[0][:1]
+    cfg = TrainConfig.with_overrides({"p_freq_warp": 1.0, "freq_warp_range": 0.0})
+    assert np.allclose(freq_warp(clean, np.random.default_rng(0), cfg), clean, atol=1e-3)
+    assert np.allclose(warp_matrix(1.0), np.eye(len(dct)), atol=1e-6)
+
+    def spectrum(features: np.ndarray) -> np.ndarray:  # time-averaged log-mel, level removed
+        s = (features[0] @ dct.T).mean(axis=0)
+        return s - s.mean()
+
+    warped = clean + ((clean[0] @ dct.T) @ warp_matrix(1.12).T - clean[0] @ dct.T) @ dct
+    gap_before = np.sqrt(np.mean((spectrum(clean) - spectrum(fast)) ** 2))
+    assert np.sqrt(np.mean((spectrum(warped) - spectrum(fast)) ** 2)) < 0.6 * gap_before
+    off = TrainConfig.with_overrides({"p_freq_warp": 0.0})
+    assert freq_warp(clean, np.random.default_rng(4), off) is clean
+    some = freq_warp(clean, np.random.default_rng(4), TrainConfig.with_overrides({"p_freq_warp": 1.0}))
+    assert some.shape == clean.shape and np.isfinite(some).all() and not np.allclose(some, clean)
 
 
 def test_noise_colours_and_snr(speech):

@@ -86,6 +86,10 @@ class TrainConfig:
     p_band_limit: float = 0.4
     band_high_hz: tuple[float, float] = (2800.0, 8000.0)
     band_low_hz: tuple[float, float] = (150.0, 450.0)
+    # Vocal tract length perturbation on this share of training windows, at the feature level
+    # (training.data.freq_warp): log-mel bands moved from f to alpha x f, alpha in 1 +- range.
+    p_freq_warp: float = 0.0
+    freq_warp_range: float = 0.1
     # Knowledge distillation: a trained run folder whose model (normally the three-network
     # ensemble) gives soft targets for every cached training window; each window's target is
     # (1 - distill_weight) x its label + distill_weight x the teacher's calibrated

@@ -226,6 +226,40 @@ def band_limit(batch: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     return out
 
 
+def warp_matrix(alpha: float) -> np.ndarray:
+    """(n_mels, n_mels) linear interpolation that moves each band's level from f to alpha x f:
+    a vocal tract alpha times shorter. Bands whose source lies past the ends copy the end band."""
+    centres = _band_centres()
+    src = np.interp(centres / alpha, centres, np.arange(len(centres), dtype=np.float64))
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, len(centres) - 1)
+    frac = (src - lo).astype(np.float32)
+    m = np.zeros((len(centres), len(centres)), np.float32)
+    np.add.at(m, (np.arange(len(centres)), lo), 1 - frac)
+    np.add.at(m, (np.arange(len(centres)), hi), frac)
+    return m
+
+
+def freq_warp(batch: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
+    """Vocal tract length perturbation on cached MFCCs: each chosen window's log-mel
+    spectrum is stretched along frequency by a factor in 1 +- freq_warp_range, as another
+    speaker's formants would be (VTLP, Jaitly & Hinton 2013), without changing its timing.
+
+    Why on features: the cached copies were sped up (pitch, formants and tempo together) on
+    half of the crops, fixed once; here every batch draws fresh factors for more speakers'
+    worth of formant positions. As in `band_limit`, only the change is projected back.
+    """
+    if cfg.p_freq_warp <= 0:
+        return batch
+    dct = filterbank().dct  # (n_mels, n_mfcc), orthonormal
+    out = batch.copy()
+    for i in np.flatnonzero(rng.random(len(batch)) < cfg.p_freq_warp):
+        log_mel = out[i] @ dct.T
+        alpha = rng.uniform(1 - cfg.freq_warp_range, 1 + cfg.freq_warp_range)
+        out[i] += (log_mel @ warp_matrix(alpha).T - log_mel) @ dct
+    return out
+
+
 def spec_augment(batch: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     """SpecAugment-style time and coefficient masks, filled with each window's mean."""
     out = batch.copy()

@@ -34,7 +34,7 @@ from ser.config import LABELS, N_CLASSES  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpora  # noqa: E402
 from training import metrics  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.data import FeatureStore, WindowSet, band_limit, spec_augment, store_for  # noqa: E402
+from training.data import FeatureStore, WindowSet, band_limit, freq_warp, spec_augment, store_for  # noqa: E402
 from training.model import (  # noqa: E402
     build_body,
     build_classifier,
@@ -74,7 +74,7 @@ class _Batches(keras.utils.PyDataset):
         sl = slice(i * self.cfg.batch_size, (i + 1) * self.cfg.batch_size)
         clip, copy = self.order[sl], self.copy[sl]
         x = self.copies[clip, copy].astype(np.float32)
-        x = spec_augment(band_limit(x, self.rng, self.cfg), self.rng, self.cfg)
+        x = spec_augment(band_limit(freq_warp(x, self.rng, self.cfg), self.rng, self.cfg), self.rng, self.cfg)
         y = np.eye(N_CLASSES, dtype=np.float32)[self.y[clip]]
         if self.soft is not None:
             w = self.cfg.distill_weight
