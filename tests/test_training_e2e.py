@@ -6,6 +6,7 @@ end, not accuracy (see the model card for that).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -156,6 +157,14 @@ def test_distilled_student_learns_the_teachers_answers_on_its_own_split(tiny_cor
     np.testing.assert_allclose(targets.sum(axis=1), 1, atol=1e-5)
     hard = targets.max(axis=1)  # 0.4 of the label plus the teacher's share of it
     assert (hard >= 0.4).all() and (hard < 1).all()
+
+    # clean_copies: each clip's clean window (what test and validation see) joins its crops
+    both = store.copies(split.train, clean=1)
+    assert both.shape[1] == 3 and (both[:, :2] == store.copies(split.train)).all()
+    whole = store.view("clean")
+    assert all((both[k, 2] == whole[i][len(whole[i]) // 2]).all() for k, i in enumerate(split.train))
+    with_clean = dataclasses.replace(cfg, clean_copies=1)
+    assert train.teacher_targets(store, split, split.train, with_clean).shape == (len(split.train), 3, 8)
 
     # with test speakers, validation speakers only calibrate and may be the teacher's own;
     # the test speakers never

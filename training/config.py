@@ -63,6 +63,10 @@ class TrainConfig:
     train_copies: int = 6
     draws_per_clip: int = 3  # 1 underfit on fold 0 (UA 0.489, train accuracy 0.45)
     p_augment: float = 0.85  # share of cached crops that go through the device/room chain
+    # Each clip's clean window (the whole clip as recorded, as test and validation see it)
+    # joins its cached crops this many times, so a draw takes it with probability
+    # clean_copies / (train_copies + clean_copies). Changes no cache.
+    clean_copies: int = 0
     p_whole_clip: float = 0.35  # share of crops that are the whole clip (else 0.5-4 s of it)
     # Mixing corpora of very different sizes: a corpus's share of each epoch grows as
     # size^corpus_power (0 equal shares, 1 proportional to size); inside a corpus every

@@ -177,10 +177,15 @@ class FeatureStore:
     def clean_set(self, indices: Sequence[int]) -> WindowSet:
         return self.window_set(indices, "clean")
 
-    def copies(self, indices: Sequence[int]) -> np.ndarray:
-        """(len(indices), train_copies, N_FRAMES, N_MFCC) float16 training windows."""
+    def copies(self, indices: Sequence[int], clean: int = 0) -> np.ndarray:
+        """(len(indices), train_copies + clean, N_FRAMES, N_MFCC) float16 training windows:
+        the cached crops, then `clean` repeats of the clip's clean window (its middle one)."""
         feats = self.view("train")
-        return np.stack([feats[i] for i in indices])
+        if not clean:
+            return np.stack([feats[i] for i in indices])
+        whole = self.view("clean")
+        return np.stack([np.concatenate([feats[i], np.repeat(whole[i][len(whole[i]) // 2][None], clean, 0)])
+                         for i in indices])  # fmt: skip
 
 
 def store_for(clips: Sequence[Clip], cfg) -> FeatureStore:

@@ -189,7 +189,7 @@ class FitResult:
 
 def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: TrainConfig) -> np.ndarray | None:
     """The teacher's calibrated probabilities for every cached training window of the clips
-    `idx`: (len(idx), train_copies, N_CLASSES), or None without `distill_from`.
+    `idx`: (len(idx), train_copies + clean_copies, N_CLASSES), or None without `distill_from`.
 
     Refuses a teacher that trained on a speaker the student is measured on: its answers
     would carry that speaker into the student. Those are the test speakers, or the
@@ -205,7 +205,7 @@ def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: Trai
     if taught & held:
         raise ValueError(f"the teacher {run} trained on held-out speakers {sorted(taught & held)}")
     teacher = keras.models.load_model(run / "model.keras")
-    copies = store.copies(idx)
+    copies = store.copies(idx, cfg.clean_copies)
     flat = copies.reshape(-1, *copies.shape[2:]).astype(np.float32)
     probs = teacher.predict(flat, batch_size=512, verbose=0)
     return probs.reshape(*copies.shape[:2], N_CLASSES).astype(np.float32)
@@ -217,7 +217,7 @@ def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, tes
     """One member: its own seed (initialisation, draws, masks, mixup) and data."""
     seed = cfg.seed + 1000 * member
     keras.utils.set_random_seed(seed)
-    copies = store.copies(train_idx)
+    copies = store.copies(train_idx, cfg.clean_copies)
     y = np.array([LABELS.index(store.clips[i].label) for i in train_idx])
     probs = sampling_probabilities(store.clips, train_idx, cfg)
     body = build_body(cfg, name=f"member{member}")
