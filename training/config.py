@@ -100,9 +100,9 @@ class TrainConfig:
     band_low_hz: tuple[float, float] = (150.0, 450.0)
     # Vocal tract length perturbation on this share of training windows, at the feature level
     # (training.data.freq_warp): log-mel bands moved from f to alpha x f, alpha in 1 +- range.
-    # 0.5 (one network, folds 0-3 of 5, runs/exp_k) against 0: 1 s crops 45.4 against 44.4 %
-    # (RAVDESS 1 s 37.1 against 34.0, better in all 4 folds), pooled 62.5 against 62.4,
-    # RAVDESS 57.6 against 57.4, telephone 59.1 against 59.0. Off until its fifth fold.
+    # 0.5 (one network, 5 folds, runs/exp_k) against 0: 1 s crops 45.5 against 44.1 %
+    # (RAVDESS 1 s 38.0 against 34.4, better in all 5 folds), pooled 63.2 against 62.7,
+    # RAVDESS 58.4 both, telephone 59.3 against 58.9. Off until a model is trained with it.
     p_freq_warp: float = 0.0
     freq_warp_range: float = 0.1
     # Knowledge distillation: a trained run folder whose model (normally the three-network
