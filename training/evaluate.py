@@ -94,11 +94,11 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
     if save is not None:
         from training.reporting import write_run
 
-        write_run(save, r, cfg, clips, split, [f"{c}=" for c in sorted({c.corpus for c in clips})], r.seconds)
+        write_run(save, r, cfg, clips, r.split, [f"{c}=" for c in sorted({c.corpus for c in clips})], r.seconds)
     line = ", ".join(f"{k} {v['unweighted_accuracy']:.3f}" for k, v in scores["clean"].items())
     print(f"fold {i + 1}: test UA {line}; {r.seconds:.0f} s")
     return {
-        "fold": i, "config": cfg.to_dict(), "test_speakers": split.test_speakers, "val_speakers": split.val_speakers,
+        "fold": i, "config": cfg.to_dict(), "test_speakers": split.test_speakers, "val_speakers": r.split.val_speakers,
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
         "views": scores,

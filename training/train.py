@@ -183,6 +183,7 @@ class FitResult:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     logits_model: keras.Model | None = None  # features -> uncalibrated logits
+    split: Split | None = None  # the split trained on (after `train_corpora`): what the run records
     # answers below this calibrated confidence are flagged uncertain (chosen on validation)
     uncertainty_threshold: float = 1.0
 
@@ -294,6 +295,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     val_report, val_confusion = metrics.report(y_val, val_probs)
     clip_predictions = {"val_y": y_val, "val_probs": val_probs}
     result = FitResult(
+        split=split,
         inference_model=build_inference_model(model, temperature),
         temperature=temperature,
         best_epoch=monitors[0].best_epoch,
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from training.reporting import write_run  # matplotlib only when writing outputs
 
-    write_run(args.out, result, cfg, clips, split, args.corpus, time.perf_counter() - wall)
+    write_run(args.out, result, cfg, clips, result.split, args.corpus, time.perf_counter() - wall)
     print(f"val UA {result.val['unweighted_accuracy']:.3f} (calibrated ECE "
           f"{result.val_uncalibrated['ece']:.3f} -> {result.val['ece']:.3f}, T={result.temperature:.2f}); "
           f"wrote {args.out} in {time.perf_counter() - wall:.0f} s")  # fmt: skip
