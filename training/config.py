@@ -102,8 +102,8 @@ class TrainConfig:
     # (training.data.freq_warp): log-mel bands moved from f to alpha x f, alpha in 1 +- range.
     # 0.5 (one network, 5 folds, runs/exp_k) against 0: 1 s crops 45.5 against 44.1 %
     # (RAVDESS 1 s 38.0 against 34.4, better in all 5 folds), pooled 63.2 against 62.7,
-    # RAVDESS 58.4 both, telephone 59.3 against 58.9. Off until a model is trained with it.
-    p_freq_warp: float = 0.0
+    # RAVDESS 58.4 both, telephone 59.3 against 58.9. On from the model after 20261126-53f32a519f.
+    p_freq_warp: float = 0.5
     freq_warp_range: float = 0.1
     # Knowledge distillation: a trained run folder whose model (normally the three-network
     # ensemble) gives soft targets for every cached training window; each window's target is
@@ -166,7 +166,12 @@ class TrainConfig:
 
 
 # What runs did before these settings existed (their config.json lacks them).
-BEFORE_SETTING: dict[str, Any] = {"p_band_limit": 0.0, "distill_from": "", "distill_weight": 0.7}
+BEFORE_SETTING: dict[str, Any] = {
+    "p_band_limit": 0.0,
+    "distill_from": "",
+    "distill_weight": 0.7,
+    "p_freq_warp": 0.0,
+}
 
 
 def _as_bool(key: str, value: Any) -> bool:
