@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from training.config import TrainConfig
@@ -30,3 +32,30 @@ def test_a_tuple_of_names_from_the_command_line():
     assert TrainConfig.with_overrides(["train_corpora=ravdess,emodb"]).train_corpora == ("ravdess", "emodb")
     assert TrainConfig.with_overrides(['train_corpora=["emodb"]']).train_corpora == ("emodb",)
     assert TrainConfig().train_corpora == ()
+
+
+def test_a_run_from_before_a_setting_reads_as_without_it():
+    # p_freq_warp is on by default now; a run whose config.json predates it trained without it
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k not in ("p_freq_warp", "clean_copies")}
+    assert TrainConfig.from_record(old).p_freq_warp == 0.0
+    assert TrainConfig.from_record({**old, "p_freq_warp": 0.5}).p_freq_warp == 0.5
+
+
+def _part(path, config):
+    path.write_text(json.dumps({"config": config, "test": {}, "held_out_corpus": "x"}))
+
+
+def test_evaluation_parts_merge_across_a_setting_added_later(tmp_path):
+    """Folds recorded before `clean_copies` existed merge with a part recording its old value;
+    a part trained another way is refused."""
+    from training.evaluate import merge
+
+    now = TrainConfig.with_overrides({"p_freq_warp": 0.5}).to_dict()
+    before = {k: v for k, v in now.items() if k != "clean_copies"}
+    _part(tmp_path / "loco_a.json", before)
+    _part(tmp_path / "loco_b.json", json.loads(json.dumps(now)))
+    merged = merge(tmp_path, 5, None, {})
+    assert set(merged["leave_one_corpus_out"]) == {"a", "b"} and merged["config"]["clean_copies"] == 0
+    _part(tmp_path / "loco_c.json", {**now, "clean_copies": 2})
+    with pytest.raises(SystemExit, match="different settings"):
+        merge(tmp_path, 5, None, {})

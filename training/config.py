@@ -171,6 +171,8 @@ BEFORE_SETTING: dict[str, Any] = {
     "distill_from": "",
     "distill_weight": 0.7,
     "p_freq_warp": 0.0,
+    "clean_copies": 0,
+    "train_corpora": (),
 }
 
 

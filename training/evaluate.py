@@ -253,10 +253,12 @@ def uncertainty_of_fold(fold: dict, target: float) -> dict:
 def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
     """evaluation.json from every part saved in `out`. The settings are the ones the parts
     recorded (a merge run with other `--set`s would otherwise describe another recipe);
-    parts trained with different settings are refused."""
+    parts trained with different settings are refused. A part from before a setting existed
+    is read as what it did without it (`TrainConfig.from_record`), so adding a setting
+    does not split a recipe's folds."""
     folds = [json.loads(p.read_text()) for p in sorted(out.glob("fold_*.json"))]
     parts = folds + [json.loads(p.read_text()) for p in sorted(out.glob("loco_*.json"))]
-    recorded = [p["config"] for p in parts if "config" in p]
+    recorded = [TrainConfig.from_record(p["config"]).to_dict() for p in parts if "config" in p]
     if any(r != recorded[0] for r in recorded):
         raise SystemExit(f"the parts in {out} were trained with different settings: merge them apart")
     if recorded:
