@@ -102,7 +102,7 @@ class TrainConfig:
     # (training.data.freq_warp): log-mel bands moved from f to alpha x f, alpha in 1 +- range.
     # 0.5 (one network, 5 folds, runs/exp_k) against 0: 1 s crops 45.5 against 44.1 %
     # (RAVDESS 1 s 38.0 against 34.4, better in all 5 folds), pooled 63.2 against 62.7,
-    # RAVDESS 58.4 both, telephone 59.3 against 58.9. On from the model after 20261126-53f32a519f.
+    # RAVDESS 58.4 both, telephone 59.3 against 58.9. On since the model 20261127-5491ccfb85.
     p_freq_warp: float = 0.5
     freq_warp_range: float = 0.1
     # Knowledge distillation: a trained run folder whose model (normally the three-network
