@@ -157,3 +157,21 @@ def test_sampling_balances_corpora_and_classes(tmp_path):
     assert p.sum() == pytest.approx(1)
     assert 0.15 < by_corpus["small"] < 0.5  # sqrt of size: 10x fewer clips, about a quarter of draws
     assert by_class["calm"] > 0.1  # 25 calm clips, drawn far more often than their 2 %
+
+
+def test_corpus_weights_raise_a_corpus_share_and_refuse_typos(tmp_path):
+    from training.train import sampling_probabilities
+
+    clips = [Clip(tmp_path / f"a{i}", ["angry", "sad"][i % 2], f"a:{i % 4}", "a") for i in range(400)]
+    clips += [Clip(tmp_path / f"b{i}", ["angry", "sad"][i % 2], f"b:{i % 4}", "b") for i in range(400)]
+    idx = list(range(len(clips)))
+
+    def share_a(cfg: TrainConfig) -> float:
+        p = sampling_probabilities(clips, idx, cfg)
+        return float(sum(pi for i, pi in zip(idx, p, strict=True) if clips[i].corpus == "a"))
+
+    assert share_a(TrainConfig()) == pytest.approx(0.5)
+    assert share_a(TrainConfig.with_overrides(["corpus_weights=a=3"])) == pytest.approx(0.75)
+    for bad in ("c=2", "a=0", "a=x", "a"):
+        with pytest.raises(ValueError, match="corpus_weights"):
+            sampling_probabilities(clips, idx, TrainConfig.with_overrides([f"corpus_weights={bad}"]))

@@ -32,6 +32,9 @@ def test_a_tuple_of_names_from_the_command_line():
     assert TrainConfig.with_overrides(["train_corpora=ravdess,emodb"]).train_corpora == ("ravdess", "emodb")
     assert TrainConfig.with_overrides(['train_corpora=["emodb"]']).train_corpora == ("emodb",)
     assert TrainConfig().train_corpora == ()
+    # a name starting like JSON ("t", "f") is still a name
+    weights = TrainConfig.with_overrides(["corpus_weights=tess=2,ravdess=1.5"]).corpus_weights
+    assert weights == ("tess=2", "ravdess=1.5")
 
 
 def test_a_run_from_before_a_setting_reads_as_without_it():

@@ -81,6 +81,9 @@ class TrainConfig:
     # class it has gets an equal share; then classes few corpora have (calm, disgust) are
     # drawn more often, by (target share / share)^class_power, towards equal classes.
     corpus_power: float = 0.5
+    # Then each named corpus's share is multiplied by its weight ("ravdess=2"; unnamed: 1),
+    # e.g. to draw more of the one corpus that has all eight classes. Empty: off.
+    corpus_weights: tuple[str, ...] = ()
     # Corpora whose clips train and validate (empty: every corpus given). The folds are still
     # dealt over every corpus, so a model trained on one corpus is tested on the same speakers
     # as one trained on all: the fair "does mixing corpora cost RAVDESS accuracy?" baseline.
@@ -136,7 +139,7 @@ class TrainConfig:
                 key, sep, value = item.partition("=")
                 if not sep:
                     raise ValueError(f"override {item!r} is not key=value")
-                pairs[key] = json.loads(value) if value[:1] in "[{0123456789-tf" else value
+                pairs[key] = _json_or_text(value)
             overrides = pairs
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = set(overrides) - set(fields)
@@ -173,7 +176,18 @@ BEFORE_SETTING: dict[str, Any] = {
     "p_freq_warp": 0.0,
     "clean_copies": 0,
     "train_corpora": (),
+    "corpus_weights": (),
 }
+
+
+def _json_or_text(value: str) -> Any:
+    """A number, list or true/false as JSON; anything else (a path, "tess=2") as text."""
+    if value[:1] not in "[{0123456789-tf":
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def _as_bool(key: str, value: Any) -> bool:

@@ -93,15 +93,35 @@ class _Batches(keras.utils.PyDataset):
         self.copy = self.rng.integers(0, self.copies.shape[1], size=n)
 
 
+def corpus_weights(items: tuple[str, ...], corpora: set[str]) -> dict[str, float]:
+    """`corpus_weights` ("name=weight" strings) as a dict; a corpus not trained on, or a
+    weight that is not a positive number, is refused rather than silently ignored."""
+    weights = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value) if sep else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if not weight > 0:
+            raise ValueError(f"corpus_weights item {item!r} is not name=positive number")
+        if name not in corpora:
+            raise ValueError(f"corpus_weights names {name!r}, not a training corpus: {sorted(corpora)}")
+        weights[name] = weight
+    return weights
+
+
 def sampling_probabilities(clips: list[Clip], idx: list[int], cfg: TrainConfig) -> np.ndarray:
-    """Probability of drawing each training clip: corpus share ~ size^corpus_power, equal
-    classes inside a corpus, then classes that few corpora have drawn more often."""
+    """Probability of drawing each training clip: corpus share ~ size^corpus_power x its
+    weight, equal classes inside a corpus, then classes that few corpora have drawn more
+    often."""
     corpora = [clips[i].corpus for i in idx]
     labels = [clips[i].label for i in idx]
     corpus_n = Counter(corpora)
     cell_n = Counter(zip(corpora, labels, strict=True))
     classes_in = {c: {lab for (cc, lab) in cell_n if cc == c} for c in corpus_n}
-    share = {c: n**cfg.corpus_power for c, n in corpus_n.items()}
+    weight = corpus_weights(cfg.corpus_weights, set(corpus_n))
+    share = {c: n**cfg.corpus_power * weight.get(c, 1.0) for c, n in corpus_n.items()}
     total = sum(share.values())
     p = np.array([share[c] / total / len(classes_in[c]) / cell_n[(c, lab)] for c, lab in zip(corpora, labels, strict=True)])
     class_mass = Counter()
