@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -215,3 +219,41 @@ def test_a_rotated_ensemble_taught_every_speaker_one_of_its_members_trained_on()
     from export.export_onnx import unseen_speakers
 
     assert unseen_speakers(within) == {"v"} and unseen_speakers(rotated) == set()
+
+
+def test_a_training_killed_mid_run_resumes_at_its_last_finished_epoch(tiny_corpus, tmp_path):
+    """A real SIGKILL during a fold's training; the same command run again carries on from
+    the checkpoint, keeps the epochs already trained and removes the checkpoint at the end."""
+    pytest.importorskip("tensorflow")
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "training.evaluate", "--corpus", f"ravdess={tiny_corpus}", "--folds", "4",
+           "--run-folds", "0", "--out", str(out), "--set", "epochs=12", "--set", "train_copies=1",
+           "--set", "patience=50", "--set", "ensemble=1"]  # fmt: skip
+    env = {**os.environ, "SER_TF_THREADS": "1"}
+    saved = out / "fold_0.checkpoint" / "member0.npz"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and not saved.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    with np.load(saved) as z:
+        before = json.loads(str(z["meta"]))
+    assert 1 <= before["epoch"] < 12 and not (out / "fold_0.json").exists()
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resumed member 0 from {saved} after epoch {before['epoch']} of 12" in again.stdout
+    history = json.loads((out / "fold_0.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == list(range(1, 13))
+    assert history[: before["epoch"]] == before["history"]  # the killed run's epochs, not retrained
+    assert not saved.parent.exists()
+
+    # other settings never pick up a checkpoint they did not write
+    from training.checkpoint import MemberCheckpoint, MemberState
+
+    state = MemberState(3, False, False, [{"epoch": 1}], -1.0, 1, {}, [np.ones(2)], [np.zeros(1)], None)
+    MemberCheckpoint(saved, "settings a").save(state)
+    assert MemberCheckpoint(saved, "settings a").load().weights[0].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="other settings"):
+        MemberCheckpoint(saved, "settings b").load()

@@ -15,13 +15,16 @@ shipped model never saw the other corpus) instead of training another.
 
 Each part (fold, random split, cross-corpus) is saved as its own JSON in --out, and
 evaluation.json is rebuilt from all parts present, so separate processes can run
-different folds in parallel (`--run-folds`) on a machine with idle cores.
+different folds in parallel (`--run-folds`) on a machine with idle cores. A fold or
+left-out corpus whose training was cut off (the job killed, the machine gone) resumes from
+its last finished epoch when the same command runs again (`fold_<i>.checkpoint/` in --out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,14 +85,16 @@ def score_views(r, store: FeatureStore, idx: list[int], views: Sequence[str]) ->
 
 
 def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int | None,
-             views: Sequence[str] = ROBUSTNESS_VIEWS, save: Path | None = None) -> dict:  # fmt: skip
+             views: Sequence[str] = ROBUSTNESS_VIEWS, save: Path | None = None,
+             checkpoint: Path | None = None) -> dict:  # fmt: skip
     """Train on fold `i`'s training speakers, score its test speakers; with `save`, the
-    fold's model is kept there as a run folder (a teacher for the same fold's student)."""
+    fold's model is kept there as a run folder (a teacher for the same fold's student);
+    with `checkpoint`, training resumes from there (see training.checkpoint)."""
     split = fold_split(clips, folds, i, n_val)
     print(f"fold {i + 1}/{len(folds)}: test {split.test_speakers}, val {split.val_speakers}")
     print(describe(clips, split))
     store = store_for(clips, cfg)
-    r = fit_split(store, split, cfg, desc=f"fold {i + 1}")
+    r = fit_split(store, split, cfg, desc=f"fold {i + 1}", checkpoint=checkpoint)
     scores = score_views(r, store, split.test, ["clean", *views])
     if save is not None:
         from training.reporting import write_run
@@ -111,7 +116,8 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
 
 
 def leave_corpus_out(clips, cfg: TrainConfig, corpus: str, k: int, n_val: int | None,
-                     views: Sequence[str] = ("cond:noise", "cond:phone", "len:1.0")) -> dict:  # fmt: skip
+                     views: Sequence[str] = ("cond:noise", "cond:phone", "len:1.0"),
+                     checkpoint: Path | None = None) -> dict:  # fmt: skip
     """Train without any clip of `corpus` (validation from the others), test on all of it."""
     rest = [i for i, c in enumerate(clips) if c.corpus != corpus]
     held = [i for i, c in enumerate(clips) if c.corpus == corpus]
@@ -125,7 +131,7 @@ def leave_corpus_out(clips, cfg: TrainConfig, corpus: str, k: int, n_val: int | 
     )  # fmt: skip
     print(f"leave {corpus} out:\n{describe(clips, split)}")
     store = store_for(clips, cfg)
-    r = fit_split(store, split, cfg, desc=f"without {corpus}")
+    r = fit_split(store, split, cfg, desc=f"without {corpus}", checkpoint=checkpoint)
     scores = score_views(r, store, held, ["clean", *views])
     print(f"{corpus} never heard: UA {scores['clean'][corpus]['unweighted_accuracy']:.3f}; {r.seconds:.0f} s")
     return {
@@ -339,11 +345,15 @@ def main(argv: list[str] | None = None) -> None:
         to_run = list(range(args.max_folds or args.folds))
     for i in to_run:
         save = args.save_models / f"fold_{i}" if args.save_models else None
-        part = run_fold(clips, cfg, folds, i, args.val_speakers, save=save)
+        checkpoint = args.out / f"fold_{i}.checkpoint"  # run again after a cut-off: resumes here
+        part = run_fold(clips, cfg, folds, i, args.val_speakers, save=save, checkpoint=checkpoint)
         (args.out / f"fold_{i}.json").write_text(json.dumps(part, indent=2))
+        shutil.rmtree(checkpoint, ignore_errors=True)
     for corpus in args.leave_out:
-        part = leave_corpus_out(clips, cfg, corpus, args.folds, args.val_speakers)
+        checkpoint = args.out / f"loco_{corpus}.checkpoint"
+        part = leave_corpus_out(clips, cfg, corpus, args.folds, args.val_speakers, checkpoint=checkpoint)
         (args.out / f"loco_{corpus}.json").write_text(json.dumps(part, indent=2))
+        shutil.rmtree(checkpoint, ignore_errors=True)
     if args.random_split:
         (args.out / "random_split.json").write_text(json.dumps(random_split_eval(clips, cfg), indent=2))
     if args.cross_corpus:

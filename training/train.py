@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from tqdm import tqdm  # noqa: E402
 from ser.config import LABELS, N_CLASSES  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpora  # noqa: E402
 from training import metrics  # noqa: E402
+from training.checkpoint import MemberCheckpoint, MemberState, fingerprint  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.data import FeatureStore, WindowSet, band_limit, freq_warp, spec_augment, store_for  # noqa: E402
 from training.model import (  # noqa: E402
@@ -234,8 +236,10 @@ def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: Trai
 
 def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, test: WindowSet | None,
                   mean: np.ndarray, var: np.ndarray, cfg: TrainConfig, member: int,
-                  bar: tqdm, soft: np.ndarray | None = None) -> tuple[keras.Model, keras.Model, _Monitor]:  # fmt: skip
-    """One member: its own seed (initialisation, draws, masks, mixup) and data."""
+                  bar: tqdm, soft: np.ndarray | None = None,
+                  checkpoint: Path | None = None) -> tuple[keras.Model, keras.Model, _Monitor]:  # fmt: skip
+    """One member: its own seed (initialisation, draws, masks, mixup) and data; with
+    `checkpoint` (a folder), saved after every epoch and resumed from there."""
     seed = cfg.seed + 1000 * member
     keras.utils.set_random_seed(seed)
     copies = store.copies(train_idx, cfg.clean_copies)
@@ -252,8 +256,60 @@ def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, tes
         metrics=["accuracy"],
     )
     monitor = _Monitor(val, cfg, bar, test)
-    model.fit(_Batches(copies, y, probs, cfg, seed, soft), epochs=cfg.epochs, verbose=0, callbacks=[monitor])
+    batches = _Batches(copies, y, probs, cfg, seed, soft)
+    callbacks: list[keras.callbacks.Callback] = [monitor]
+    start = 0
+    if checkpoint is not None:
+        clips = [str(store.clips[i].path) for i in train_idx]
+        saver = MemberCheckpoint(checkpoint / f"member{member}.npz",
+                                 fingerprint(cfg.to_dict(), member, clips, np.unique(val.clip).tolist()))  # fmt: skip
+        state = saver.load()
+        if state is not None:
+            start = _resume(model, monitor, batches, state, cfg)
+            bar.update(start)
+            tqdm.write(f"resumed member {member} from {saver.path} after epoch {state.epoch} of {cfg.epochs}")
+            if state.finished:
+                return body, model, monitor
+        callbacks.append(_Checkpointer(saver, monitor, batches))
+    model.fit(batches, epochs=cfg.epochs, initial_epoch=start, verbose=0, callbacks=callbacks)
+    if checkpoint is not None:
+        saver.save(_state(model, monitor, batches, finished=True))
     return body, model, monitor
+
+
+def _state(model: keras.Model, monitor: _Monitor, batches: _Batches, finished: bool = False) -> MemberState:
+    return MemberState(
+        epoch=len(monitor.history), stopped=bool(model.stop_training), finished=finished, history=monitor.history,
+        best=float(monitor.best), best_epoch=monitor.best_epoch, rng=batches.rng.bit_generator.state,
+        weights=model.get_weights(), optimizer=[v.numpy() for v in model.optimizer.variables],
+        best_weights=monitor.best_weights,
+    )  # fmt: skip
+
+
+def _resume(model: keras.Model, monitor: _Monitor, batches: _Batches, state: MemberState, cfg: TrainConfig) -> int:
+    """Put a member back where its checkpoint left it; returns the epoch to continue from."""
+    model.optimizer.build(model.trainable_variables)
+    if len(model.optimizer.variables) != len(state.optimizer):
+        raise ValueError("the checkpoint's optimizer state does not fit this model")
+    for variable, value in zip(model.optimizer.variables, state.optimizer, strict=True):
+        variable.assign(value)
+    model.set_weights(state.weights)
+    monitor.history, monitor.best, monitor.best_epoch = state.history, state.best, state.best_epoch
+    monitor.best_weights = state.best_weights
+    batches.rng.bit_generator.state = state.rng
+    batches.on_epoch_end()  # the next epoch's draws, from the restored generator
+    return cfg.epochs if state.stopped or state.finished else state.epoch
+
+
+class _Checkpointer(keras.callbacks.Callback):
+    """After every epoch (and after _Monitor has scored it), the member's state to disk."""
+
+    def __init__(self, saver: MemberCheckpoint, monitor: _Monitor, batches: _Batches) -> None:
+        super().__init__()
+        self.saver, self.monitor, self.batches = saver, monitor, batches
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.saver.save(_state(self.model, self.monitor, self.batches))
 
 
 def validation_set(store: FeatureStore, idx: list[int], cfg: TrainConfig) -> WindowSet:
@@ -270,8 +326,12 @@ def validation_set(store: FeatureStore, idx: list[int], cfg: TrainConfig) -> Win
 SHORT_OFFSET = 1_000_000
 
 
-def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "train") -> FitResult:
+def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "train",
+              checkpoint: Path | None = None) -> FitResult:  # fmt: skip
     """Train on split.train, stop early and calibrate on split.val, evaluate on split.test.
+
+    With `checkpoint` (a folder) every member is saved after every epoch, and a run cut off
+    resumes there; the caller removes the folder once the results are written.
 
     With `ensemble` > 1 several members are trained and their logits averaged; with
     `rotate_validation` each member validates on different speakers (`member_splits`) and
@@ -297,7 +357,8 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         for member, (train_idx, val_idx) in enumerate(plans):
             val = validation_set(store, val_idx, cfg)
             soft = None if targets is None else targets[[row[i] for i in train_idx]]
-            body, single, monitor = _train_member(store, train_idx, val, test, mean, var, cfg, member, bar, soft)
+            body, single, monitor = _train_member(store, train_idx, val, test, mean, var, cfg, member, bar, soft,
+                                                  checkpoint)
             bodies.append(body)
             monitors.append(monitor)
             if rotated:  # each validation speaker scored by the member that never saw it
@@ -395,11 +456,13 @@ def main(argv: list[str] | None = None) -> None:
     folds = speaker_folds(clips, args.folds, cfg.seed)
     split = holdout_split(clips, pick_validation(clips, folds[args.val_fold], args.val_speakers))
     print(describe(clips, split))
-    result = fit_split(store_for(clips, cfg), split, cfg)
+    checkpoint = args.out / "checkpoint"  # a run cut off resumes from here when run again
+    result = fit_split(store_for(clips, cfg), split, cfg, checkpoint=checkpoint)
 
     from training.reporting import write_run  # matplotlib only when writing outputs
 
     write_run(args.out, result, cfg, clips, result.split, args.corpus, time.perf_counter() - wall)
+    shutil.rmtree(checkpoint, ignore_errors=True)
     print(f"val UA {result.val['unweighted_accuracy']:.3f} (calibrated ECE "
           f"{result.val_uncalibrated['ece']:.3f} -> {result.val['ece']:.3f}, T={result.temperature:.2f}); "
           f"wrote {args.out} in {time.perf_counter() - wall:.0f} s")  # fmt: skip
