@@ -6,6 +6,11 @@ the optimizer's state (its step counter drives the cosine schedule), the early-s
 record (history, best score and weights) and the draw generator's state. A resumed run is
 equivalent to an uninterrupted one, not bit-identical: TensorFlow's dropout seeds restart.
 A checkpoint written under other settings, clips or member is refused, never half-used.
+
+Not keras.callbacks.BackupAndRestore: it keeps weights, optimizer and epoch only (not the
+early-stopping record, best weights or draw generator) and deletes its backup when fit
+ends, so an ensemble member already trained, or a fold killed while its test views are
+scored, would be trained again.
 """
 
 from __future__ import annotations
