@@ -83,8 +83,8 @@ class TrainConfig:
     corpus_power: float = 0.5
     # Then each named corpus's share is multiplied by its weight ("ravdess=2"; unnamed: 1),
     # e.g. to draw more of the one corpus that has all eight classes. Empty: off. One network,
-    # folds 0-1: ravdess=2 gave RAVDESS 61.1 against 54.7 %, EmoDB 58.0 against 63.1, 1 s
-    # crops 44.4 against 46.8 (runs/exp_w2, README): promising, not yet checked on folds 2-4.
+    # 5 folds: ravdess=2 gave RAVDESS 62.0 against 58.4 %, EmoDB 51.9 against 54.7, pooled
+    # 62.4 against 63.2, 1 s crops 45.3 against 45.5 (runs/exp_w2, README): not yet the recipe.
     corpus_weights: tuple[str, ...] = ()
     # Corpora whose clips train and validate (empty: every corpus given). The folds are still
     # dealt over every corpus, so a model trained on one corpus is tested on the same speakers
