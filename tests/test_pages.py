@@ -107,6 +107,11 @@ def test_technical_details_come_from_the_model(server, page):
         assert "uncertain flag" in text and "flagged uncertain" in text
     # a distilled model names its teacher
     assert ("distilled from an ensemble" in text) == bool(metadata_json(read_model_info(BUNDLED_MODEL), "teacher"))
+    # an ensemble says whether its members shared their validation speakers
+    served = read_model_info(BUNDLED_MODEL)
+    members = (metadata_json(served, "architecture") or {}).get("ensemble_members") or 1
+    shared = (metadata_json(served, "train_config") or {}).get("rotate_validation") is False
+    assert ("sharing validation speakers" in text) == (members > 1 and shared)
     live = REPO / "loadtests" / "results" / "live_benchmark.json"
     if live.exists():  # the live-stream benchmark's table, from its result file
         rows = json.loads(live.read_text())["results"]
