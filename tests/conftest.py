@@ -43,6 +43,23 @@ def speech_clip(ravdess_root: Path) -> Path:
     return ravdess_root / "Actor_01" / "03-01-05-01-01-01-01.flac"
 
 
+@pytest.fixture(scope="session")
+def sure_and_unsure_clips(server: Server, ravdess_root: Path) -> tuple[Path, Path]:
+    """Two of actor 01's clips, as the served model answers them: the first not flagged
+    `uncertain`, the second flagged. Chosen by asking, so that a retrained model (whose
+    confidences move) still gives the tests one of each."""
+    import requests
+
+    answers = {}
+    for clip in sorted((ravdess_root / "Actor_01").glob("*.flac"))[::4]:
+        r = requests.post(f"{server.url}/predict", files={"audio": (clip.name, clip.read_bytes())}, timeout=60)
+        answers[clip] = r.json()["uncertain"]
+    sure = [c for c, flagged in answers.items() if not flagged]
+    unsure = [c for c, flagged in answers.items() if flagged]
+    assert sure and unsure, f"the model is sure of {len(sure)} of {len(answers)} clips: expected some of each"
+    return sure[0], unsure[0]
+
+
 def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     return start_service(tmp, env_extra)
 

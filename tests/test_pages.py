@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ser.config import LABELS
 from ser.inference import BUNDLED_MODEL, metadata_json, read_model_info
 from tests.conftest import REPO
 
@@ -133,18 +134,26 @@ def test_technical_details_come_from_the_model(server, page):
         assert page.evaluate("(img) => img.naturalWidth > 0", img.element_handle())
 
 
-def test_demo_upload_shows_a_result(server, page, speech_clip):
+def test_demo_upload_shows_a_result(server, page, sure_and_unsure_clips):
+    sure, unsure = sure_and_unsure_clips
     page.goto(server.url + "/demo")
-    page.get_by_label("Audio file").set_input_files(str(speech_clip))
-    page.get_by_role("button", name="Analyse file").click()
-    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
-    # this clip's answer (about 0.3) is under the model's threshold: the page says "Unsure"
-    # and lists the top three
-    assert page.locator("#emotion").text_content() == "Unsure:"
-    assert page.locator("#confidence").text_content().count("%") == 3
-    assert page.locator(".bar-row").count() == 8
-    assert page.locator("#error").is_hidden()
-    shoot(page, "demo-result")
+    # an answer the model is sure of is its emotion and one confidence; an uncertain one
+    # says "Unsure" and lists the top three
+    for clip, shot in ((sure, "demo-result"), (unsure, "demo-result-unsure")):
+        page.get_by_label("Audio file").set_input_files(str(clip))
+        page.get_by_role("button", name="Analyse file").click()
+        page.wait_for_function(
+            "(name) => document.querySelector('#meta').textContent.startsWith(name)", arg=clip.name, timeout=30_000
+        )
+        assert page.locator("#result").is_visible()
+        emotion, confidence = page.locator("#emotion").text_content(), page.locator("#confidence").text_content()
+        if clip == sure:
+            assert emotion in LABELS and confidence.endswith("% confidence)")
+        else:
+            assert emotion == "Unsure:" and confidence.count("%") == 3
+        assert page.locator(".bar-row").count() == 8
+        assert page.locator("#error").is_hidden()
+        shoot(page, shot)
     assert page.console_errors == []
 
 

@@ -189,18 +189,20 @@ def test_other_body_types_are_refused(server, speech_clip):
     assert_error(r, 415, "unsupported_media_type")
 
 
-def test_top_k_and_the_uncertain_flag(server, speech_clip):
-    data = speech_clip.read_bytes()
-    r = requests.post(
-        f"{server.url}/predict", files={"audio": ("a.flac", data)}, data={"top_k": "5"}, timeout=60
-    )
-    body = r.json()
-    ranked = [t["probability"] for t in body["top_k"]]
-    assert len(ranked) == 5 and ranked == sorted(ranked, reverse=True)
-    assert body["top_k"][0] == {"emotion": body["emotion"], "probability": body["confidence"]}
-    # the flag follows the threshold the model carries; this clip's answer (about 0.3) is under it
+def test_top_k_and_the_uncertain_flag(server, sure_and_unsure_clips):
+    # the flag follows the threshold the model carries, both ways
     threshold = requests.get(f"{server.url}/model", timeout=10).json()["uncertainty_threshold"]
-    assert 0.3 < threshold < 0.9 and body["uncertain"] is (body["confidence"] < threshold) is True
+    assert 0.3 < threshold < 0.9
+    for clip, flagged in zip(sure_and_unsure_clips, (False, True), strict=True):
+        r = requests.post(
+            f"{server.url}/predict", files={"audio": ("a.flac", clip.read_bytes())}, data={"top_k": "5"}, timeout=60
+        )
+        body = r.json()
+        ranked = [t["probability"] for t in body["top_k"]]
+        assert len(ranked) == 5 and ranked == sorted(ranked, reverse=True)
+        assert body["top_k"][0] == {"emotion": body["emotion"], "probability": body["confidence"]}
+        assert body["uncertain"] is (body["confidence"] < threshold) is flagged
+    data = sure_and_unsure_clips[0].read_bytes()
     for bad in ("0", "9", "three"):
         r = requests.post(
             f"{server.url}/predict?top_k={bad}", data=data, headers={"content-type": "audio/flac"}
