@@ -53,6 +53,7 @@ def sure_and_unsure_clips(server: Server, ravdess_root: Path) -> tuple[Path, Pat
     answers = {}
     for clip in sorted((ravdess_root / "Actor_01").glob("*.flac"))[::4]:
         r = requests.post(f"{server.url}/predict", files={"audio": (clip.name, clip.read_bytes())}, timeout=60)
+        assert r.status_code == 200, r.text
         answers[clip] = r.json()["uncertain"]
     sure = [c for c, flagged in answers.items() if not flagged]
     unsure = [c for c, flagged in answers.items() if flagged]
