@@ -62,7 +62,10 @@ def gpu_graph(model_path: str | Path) -> Path:
     return path.with_name(path.stem + ".fp32" + path.suffix)
 
 
-MODEL_BATCH = 32  # windows per onnxruntime run (memory; see EmotionModel.predict_features)
+# windows per onnxruntime run (memory; see EmotionModel.predict_features): on a CPU, 8 cost
+# what 32 cost a window (1.37 ms, int8, 1 thread, 2026-12-06) and a quarter of the arena
+CPU_MODEL_BATCH = 8
+GPU_MODEL_BATCH = 32
 
 # For models exported before a threshold was chosen on validation speakers: below 0.5, a
 # calibrated answer is more likely wrong than right.
@@ -131,6 +134,7 @@ class EmotionModel:
         vad_session()  # and the VAD's network
         self.input_name = self.session.get_inputs()[0].name
         self.labels = self.info.labels
+        self.batch = GPU_MODEL_BATCH if self.provider == "CUDAExecutionProvider" else CPU_MODEL_BATCH
 
     @property
     def provider(self) -> str:
@@ -147,12 +151,12 @@ class EmotionModel:
         if features.ndim != 3 or features.shape[1:] != (N_FRAMES, N_MFCC):
             raise ValueError(f"expected (n, {N_FRAMES}, {N_MFCC}) features, got {features.shape}")
         features = features.astype(np.float32, copy=False)
-        # in batches of at most MODEL_BATCH windows: onnxruntime's arena keeps what its
-        # largest run needed, and a 10-minute upload is ~300 windows (three networks, the
-        # model's teacher, peaked at 2.7 GiB for 32 concurrent 4.4-minute uploads in one
-        # run, over the Deployment's 2 GiB; tests/test_memory.py)
-        parts = [self.session.run(None, {self.input_name: features[i : i + MODEL_BATCH]})[0]
-                 for i in range(0, max(len(features), 1), MODEL_BATCH)]  # fmt: skip
+        # in batches of at most self.batch windows: onnxruntime's arena keeps what its
+        # largest concurrent runs needed, and a 10-minute upload is ~300 windows. Three
+        # networks peaked at 2.7 GiB for 32 concurrent 4.4-minute uploads in one run, over
+        # the Deployment's 2 GiB, and at 1.9 GiB in runs of 32 windows (tests/test_memory.py)
+        parts = [self.session.run(None, {self.input_name: features[i : i + self.batch]})[0]
+                 for i in range(0, max(len(features), 1), self.batch)]  # fmt: skip
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def analyse(

@@ -35,6 +35,21 @@ def test_graph_has_a_native_lstm_and_dynamic_batch():
     assert dim.dim_param or dim.dim_value == 0  # symbolic batch axis
 
 
+def test_windows_run_in_batches_give_each_windows_own_answer():
+    """A long upload's windows run a few at a time (the arena's memory): 19 windows in
+    runs of 8, 8 and 3 get what each window gets alone: the same answers, and the same
+    probabilities to within int8's dynamic quantization, whose scale is per run (0.00076
+    at most here, 2026-12-06; int8 against float32 differs by up to 0.003)."""
+    model = EmotionModel()
+    assert model.batch < 19
+    x = np.random.default_rng(1).standard_normal((19, *model.session.get_inputs()[0].shape[1:])).astype(np.float32)
+    together = model.predict_features(x)
+    alone = np.concatenate([model.predict_features(w[None]) for w in x])
+    assert together.shape == (19, len(LABELS))
+    assert (together.argmax(1) == alone.argmax(1)).all()
+    np.testing.assert_allclose(together, alone, atol=3e-3)
+
+
 def test_model_refuses_other_feature_config(tmp_path):
     onnx = pytest.importorskip("onnx")
     model = onnx.load(str(BUNDLED_MODEL))
