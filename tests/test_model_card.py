@@ -41,3 +41,43 @@ def test_card_names_every_setting_in_which_the_folds_differ_from_the_model():
     assert recipe_differences(unknown, model) == {"class_power": ["not recorded", 0.5]}
     # so does a model's own run folder (export.metadata.run_config)
     assert TrainConfig.from_record(older["config"]).p_band_limit == 0.0
+
+
+def test_bundled_model_carries_the_notes_in_the_repository():
+    """export/default_model_notes.md is what the card says: edit it, then run
+    `python -m export.refresh_notes` (the test fails until the two agree)."""
+    info = read_model_info(BUNDLED_MODEL)
+    assert info.metadata["card_notes"] == (REPO / "export" / "default_model_notes.md").read_text()
+
+
+def test_refreshing_notes_changes_the_card_and_nothing_the_model_computes(tmp_path):
+    import shutil
+
+    import numpy as np
+    import onnx
+
+    from export.refresh_notes import main
+    from ser.inference import EmotionModel, gpu_graph
+
+    for name in ("ser_cnn_bilstm.onnx", "ser_cnn_bilstm.fp32.onnx", "export_report.json"):
+        if (REPO / "model_store" / name).exists():
+            shutil.copy(REPO / "model_store" / name, tmp_path / name)
+    notes = tmp_path / "notes.md"
+    notes.write_text("- **A fold finished after shipping**: 12.3 % on nothing in particular.\n")
+    main(["--card-notes", str(notes), "--out", str(tmp_path)])
+
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "A fold finished after shipping" in card and "A fold finished after shipping" not in (
+        REPO / "model_store" / "MODEL_CARD.md").read_text()
+    for path in (tmp_path / "ser_cnn_bilstm.onnx", gpu_graph(tmp_path / "ser_cnn_bilstm.onnx")):
+        if not path.exists():
+            continue
+        before, after = onnx.load(str(REPO / "model_store" / path.name)), onnx.load(str(path))
+        assert after.graph.SerializeToString() == before.graph.SerializeToString()
+        meta = {p.key: p.value for p in after.metadata_props}
+        assert meta["card_notes"] == notes.read_text()
+        assert {k: v for k, v in meta.items() if k != "card_notes"} == {
+            p.key: p.value for p in before.metadata_props if p.key != "card_notes"}
+    windows = np.random.default_rng(0).normal(size=(4, 173, 40)).astype(np.float32)
+    np.testing.assert_array_equal(EmotionModel(tmp_path / "ser_cnn_bilstm.onnx").predict_features(windows),
+                                  EmotionModel(BUNDLED_MODEL).predict_features(windows))
