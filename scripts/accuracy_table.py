@@ -10,18 +10,20 @@ import sys
 from ser.config import EVALUATION_VIEWS
 
 evaluation = json.load(open(sys.argv[1]))
-by_view = evaluation["speaker_cv"]["by_view"]
-order = ["ravdess", "emodb", "nemo", "ased"]  # the README's columns; others after them
-corpora = sorted((c for c in by_view["clean"] if c != "all"), key=lambda c: (order.index(c) if c in order else 9, c))
-print("| test speakers' clips | " + " | ".join(corpora) + " | all |")
-print("|---" * (len(corpora) + 2) + "|")
-for view, label in EVALUATION_VIEWS.items():
-    if view in by_view:
-        cells = []
-        for c in [*corpora, "all"]:
-            ua = by_view[view][c]["unweighted_accuracy"]
-            cells.append(f"{100 * ua['mean']:.1f} ± {100 * ua['std']:.1f}")
-        print(f"| {label} | " + " | ".join(cells) + " |")
+if "speaker_cv" in evaluation:  # a leave-one-corpus-out run alone has no folds
+    by_view = evaluation["speaker_cv"]["by_view"]
+    order = ["ravdess", "emodb", "nemo", "ased"]  # the README's columns; others after them
+    corpora = sorted((c for c in by_view["clean"] if c != "all"), key=lambda c: (order.index(c) if c in order else 9, c))
+    print("| test speakers' clips | " + " | ".join(corpora) + " | all |")
+    print("|---" * (len(corpora) + 2) + "|")
+    for view, label in EVALUATION_VIEWS.items():
+        if view in by_view:
+            cells = []
+            for c in [*corpora, "all"]:
+                ua = by_view[view][c]["unweighted_accuracy"]
+                cells.append(f"{100 * ua['mean']:.1f} ± {100 * ua['std']:.1f}")
+            print(f"| {label} | " + " | ".join(cells) + " |")
 for corpus, part in evaluation.get("leave_one_corpus_out", {}).items():
-    ua = part["views"]["clean"][corpus]["unweighted_accuracy"]
-    print(f"never heard (trained on the others): {corpus} UA {100 * ua:.1f}")
+    views = ", ".join(f"{EVALUATION_VIEWS.get(v, v)} {100 * m[corpus]['unweighted_accuracy']:.1f}"
+                      for v, m in part["views"].items())
+    print(f"never heard (trained on the others): {corpus} UA % {views}")
