@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from export.model_card import model_licence
+from export.model_card import CARD_NOTES_KEY, model_licence
 from ser.config import FEATURE_CONFIG, LABELS, MODEL_NAME
 from training.config import BEFORE_SETTING, TrainConfig
 
@@ -101,7 +101,7 @@ def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | N
         meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"}
                                         | {"recipe_differences": recipe_differences(evaluation, cfg)})  # fmt: skip
     if notes:
-        meta["card_notes"] = notes
+        meta[CARD_NOTES_KEY] = notes
     if teacher:  # distilled: what it learned from (export.export_onnx.teacher_of)
         meta["teacher"] = json.dumps(teacher)
     return meta

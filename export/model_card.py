@@ -21,6 +21,8 @@ from ser.config import EVALUATION_VIEWS, LABELS
 from ser.inference import BUNDLED_MODEL, ModelInfo, metadata_json, normalisation_text, read_model_info
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# the ONNX metadata key of the card's Notes (export/default_model_notes.md for the bundled model)
+CARD_NOTES_KEY = "card_notes"
 
 LICENCES = {
     "ravdess": "RAVDESS (English, North American actors): Livingstone & Russo (2018), PLoS ONE "
@@ -143,7 +145,7 @@ def card_context(info: ModelInfo, export_report: dict | None) -> dict[str, Any]:
         "corpora": ev.get("corpora", []),
         "val": val, "picked": picked, "epochs": val.get("member_best_epoch") or [val.get("best_epoch")],
         "rotated": int(train_cfg.get("ensemble", 1)) > 1 and bool(train_cfg.get("rotate_validation")),
-        "notes": (info.metadata.get("card_notes") or "").strip(), "report": export_report,
+        "notes": (info.metadata.get(CARD_NOTES_KEY) or "").strip(), "report": export_report,
     }  # fmt: skip
 
 

@@ -15,30 +15,27 @@ from pathlib import Path
 
 import onnx
 
+from export.model_card import CARD_NOTES_KEY, write_model_card
 from ser.config import MODEL_NAME
 from ser.inference import gpu_graph
-
-NOTES_KEY = "card_notes"
 
 
 def set_notes(model_path: Path, notes: str) -> bool:
     """Rewrite one ONNX file's notes; False when they were already these."""
     proto = onnx.load(str(model_path))
     props = {p.key: p for p in proto.metadata_props}
-    if NOTES_KEY in props and props[NOTES_KEY].value == notes:
+    if CARD_NOTES_KEY in props and props[CARD_NOTES_KEY].value == notes:
         return False
-    if NOTES_KEY in props:
-        props[NOTES_KEY].value = notes
+    if CARD_NOTES_KEY in props:
+        props[CARD_NOTES_KEY].value = notes
     else:
-        proto.metadata_props.add(key=NOTES_KEY, value=notes)
+        proto.metadata_props.add(key=CARD_NOTES_KEY, value=notes)
     onnx.save(proto, str(model_path))
     return True
 
 
 def refresh(folder: Path, notes: str) -> list[Path]:
     """New notes in the shipped graph and its float32 GPU twin (when there is one), then the card."""
-    from export.model_card import write_model_card
-
     shipped = folder / f"{MODEL_NAME}.onnx"
     if not shipped.exists():
         raise SystemExit(f"no exported model at {shipped}")
