@@ -35,7 +35,7 @@ def feature_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_DATA_WORKERS", "1")
 
 
-def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
+def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path, capsys):
     pytest.importorskip("tensorflow")
     from training import evaluate, train
 
@@ -81,6 +81,21 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path):
                           "len:1.0", "len:2.0", "len:4.0", "len:10.0"}  # fmt: skip
     assert set(views["clean"]) == {"all", "ravdess"} and "ece_uncalibrated" in views["clean"]["ravdess"]
     assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("ravdess-train-*.npz"))
+    # the reporting scripts read what evaluate wrote: a fold alone, against itself, and the table
+    from scripts import accuracy_table, fold_table
+
+    capsys.readouterr()  # what training printed
+    fold_table.main([str(ev / "fold_0.json"), "--against", str(ev / "evaluation.json")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["view", "ravdess", "all"] and len(lines) == 2 + len(views) + 1
+    r, a = (fold_table.cell(fold["views"], "clean", c).strip() for c in ("ravdess", "all"))
+    assert lines[2].split() == ["clean", r, "/", r, a, "/", a]
+    other = dict(fold, test_speakers=fold["val_speakers"])
+    (tmp_path / "other_fold.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="tested different speakers"):
+        fold_table.main([str(tmp_path / "other_fold.json"), "--against", str(ev / "evaluation.json")])
+    accuracy_table.main([str(ev / "evaluation.json")])
+    assert f"| as recorded | {r} ± 0.0 | {a} ± 0.0 |" in capsys.readouterr().out
 
     loco = tmp_path / "loco"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--corpus", f"emodb={emodb_root}", "--folds", "4",
