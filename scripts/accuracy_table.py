@@ -15,13 +15,17 @@ from ser.config import EVALUATION_VIEWS
 ORDER = ("ravdess", "emodb", "nemo", "ased")  # the README's columns; other corpora after them
 
 
+def corpus_columns(names) -> list[str]:
+    """The corpora among `names` (not "all") in the README's order."""
+    return sorted((c for c in names if c != "all"), key=lambda c: (ORDER.index(c) if c in ORDER else len(ORDER), c))
+
+
 def main(argv: list[str] | None = None) -> None:
     (path,) = sys.argv[1:] if argv is None else argv
     evaluation = json.load(open(path))
     if "speaker_cv" in evaluation:  # a leave-one-corpus-out run alone has no folds
         by_view = evaluation["speaker_cv"]["by_view"]
-        corpora = sorted((c for c in by_view["clean"] if c != "all"),
-                         key=lambda c: (ORDER.index(c) if c in ORDER else len(ORDER), c))  # fmt: skip
+        corpora = corpus_columns(by_view["clean"])
         print("| test speakers' clips | " + " | ".join(corpora) + " | all |")
         print("|---" * (len(corpora) + 2) + "|")
         for view, label in EVALUATION_VIEWS.items():

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from scripts.accuracy_table import ORDER
+from scripts.accuracy_table import corpus_columns
 
 
 def cell(views: dict, view: str, corpus: str) -> str:
@@ -27,8 +27,7 @@ def cell(views: dict, view: str, corpus: str) -> str:
 def table(fold: dict, baseline: dict | None = None) -> str:
     """The fold's views as rows, its corpora and "all" as columns."""
     views = fold["views"]
-    corpora = sorted((c for c in views["clean"] if c != "all"), key=lambda c: (ORDER.index(c) if c in ORDER else len(ORDER), c))
-    corpora.append("all")
+    corpora = [*corpus_columns(views["clean"]), "all"]
     width = 16 if baseline else 8
     lines = [f"{'view':14}" + "".join(f"{c:>{width}}" for c in corpora)]
     for view in views:

@@ -38,6 +38,13 @@ def unweighted_accuracy(truth: list[str], answers: list[str]) -> float:
     return float(np.mean([np.mean([a == c for t, a in zip(truth, answers, strict=True) if t == c]) for c in set(truth)]))
 
 
+def validation_clips(data: Path, info) -> list:
+    """Every clip in DATA/<corpus> of the speakers the model (its `info`) validated on and never learned."""
+    held = set(metadata_json(info, "training_data")["val"]["speakers"])
+    return [c for corpus in CORPORA if (data / corpus).is_dir()
+            for c in scan_corpus(corpus, data / corpus).clips if c.speaker in held]  # fmt: skip
+
+
 def wav(samples: np.ndarray) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, samples, SAMPLE_RATE, format="WAV", subtype="FLOAT")
@@ -56,11 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         if learned & held:
             raise SystemExit(f"{path} trained on {sorted(learned & held)}")
     views = {"clean": lambda x, rng: x, "phone": phone, "1 s": lambda x, rng: length_crop(x, 1.0, rng)}
+    every = validation_clips(args.data, models[0].info)
     for corpus in CORPORA:
-        root = args.data / corpus
-        if not root.is_dir():
+        clips = [c for c in every if c.corpus == corpus]
+        if not clips:
             continue
-        clips = [c for c in scan_corpus(corpus, root).clips if c.speaker in held]
         truth = [c.label for c in clips]
         for name, view in views.items():
             rng = np.random.default_rng(0)

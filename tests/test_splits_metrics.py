@@ -155,20 +155,19 @@ def test_confident_threshold_meets_its_target_and_refuses_to_invent_one():
 
 
 def test_a_corpus_balanced_temperature_weighs_a_small_corpus_as_much_as_a_large_one():
-    from scripts.temperature_balance import fit
+    from scripts.temperature_balance import corpus_balanced
 
     rng = np.random.default_rng(0)
 
-    def corpus(n, scale):  # clips whose logits are `scale` times too confident
+    def corpus(n, scale):  # windows whose logits are `scale` times too confident
         y = rng.integers(0, 4, n)
-        true = rng.normal(size=(n, 4)) + 1.5 * np.eye(4)[y]
-        return [scale * x[None, :] for x in true], list(y)
+        return scale * (rng.normal(size=(n, 4)) + 1.5 * np.eye(4)[y]), y
 
-    big, small = corpus(900, 4.0), corpus(100, 1.0)  # one window a clip, as a short clip has
-    logits, y = big[0] + small[0], big[1] + small[1]
-    names = ["big"] * 900 + ["small"] * 100
-    by_clip, by_corpus = fit(logits, y, names, False), fit(logits, y, names, True)
-    alone = fit(small[0], small[1], ["small"] * 100, False), fit(big[0], big[1], ["big"] * 900, False)
+    big, small = corpus(900, 4.0), corpus(100, 1.0)
+    logits, y = np.concatenate([big[0], small[0]]), np.concatenate([big[1], small[1]])
+    names = np.array(["big"] * 900 + ["small"] * 100)
+    by_clip, by_corpus = fit_temperature(logits, y), fit_temperature(logits, y, corpus_balanced(names))
+    alone = fit_temperature(*small), fit_temperature(*big)
     assert 0.6 < alone[0] < 1.4 and 2.2 < alone[1] < 5.5  # each corpus's own temperature
     assert abs(by_clip - alone[1]) < 0.6  # the large corpus decides a clip-weighted fit
     assert alone[0] + 0.5 < by_corpus < by_clip - 0.5  # both count in a balanced one

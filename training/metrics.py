@@ -50,12 +50,15 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
     return float(ece)
 
 
-def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
-    """Temperature minimising the negative log-likelihood on held-out speakers."""
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Temperature minimising the negative log-likelihood on held-out speakers; `weights`
+    (one per row, e.g. 1 / its corpus's rows) say how much each row counts (default: equally)."""
+    w = np.ones(len(y_true)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
 
     def nll(log_t: float) -> float:
         lp = log_softmax(logits / np.exp(log_t), axis=1)
-        return float(-lp[np.arange(len(y_true)), y_true].mean())
+        return float(-(w * lp[np.arange(len(y_true)), y_true]).sum())
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
