@@ -5,6 +5,10 @@
         (a prior correction, its power chosen on each fold's validation speakers)
     python scripts/fold_posthoc.py average runs/exp_k2/fold_0.json runs/exp_w2/fold_0.json ...
         averaging the clip probabilities of runs of the same fold (an ensemble of runs)
+    python scripts/fold_posthoc.py temperature runs/X/fold_*.json runs/X/loco_*.json
+        the temperature fitted on the validation windows as training fits it (every window
+        alike) or corpus-balanced (every corpus alike): the test clips' calibration error
+        per corpus with each, and unscaled (runs saved since 2026-12-07 only: window logits)
 
 Test clips are saved in corpus order; each corpus's slice is checked against the UA the
 fold recorded for it, so a change in that order fails here rather than mislabelling.
@@ -19,7 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.metrics import summary  # noqa: E402
+from training.metrics import (  # noqa: E402
+    clip_probabilities,
+    corpus_balanced,
+    expected_calibration_error,
+    fit_temperature,
+    summary,
+)
 
 CORPORA = ("ravdess", "emodb", "nemo", "ased")
 POWERS = np.arange(0.0, 1.01, 0.125)
@@ -92,7 +102,37 @@ def average(paths: list[str]) -> None:
     show("averaged", averaged)
 
 
+def temperature(paths: list[str]) -> dict[str, list[dict[str, float]]]:
+    """Test ECE (%) per corpus and pooled, by way of fitting: {mode: one row per run}."""
+    rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for path in paths:
+        run = json.load(open(path))
+        cp = {k: np.asarray(v) for k, v in run["clip_predictions"].items()}
+        if "val_window_logits" not in cp:
+            raise SystemExit(f"{path}: saved without window logits (before 2026-12-07)")
+        vx, vclip, tx, tclip = (cp[k] for k in ("val_window_logits", "val_window_clip",
+                                                 "test_window_logits", "test_window_clip"))  # fmt: skip
+        vy, vcorpus = cp["val_y"][vclip], cp["val_corpus"][vclip]
+        ty, tcorpus = cp["test_y"], cp["test_corpus"]
+        if not np.allclose(clip_probabilities(tx, tclip, run["temperature"])[1], cp["test_probs"], atol=2e-3):
+            raise SystemExit(f"{path}: the window logits do not give the saved test answers")
+        fits = {"unscaled": 1.0, "window-weighted": fit_temperature(vx, vy),
+                "corpus-balanced": fit_temperature(vx, vy, corpus_balanced(vcorpus))}  # fmt: skip
+        print(f"{path}: T as trained {run['temperature']:.2f}, refitted window-weighted "
+              f"{fits['window-weighted']:.2f}, corpus-balanced {fits['corpus-balanced']:.2f}")  # fmt: skip
+        for mode, t in fits.items():
+            probs = clip_probabilities(tx, tclip, t)[1]
+            cells = {c: tcorpus == c for c in CORPORA if (tcorpus == c).any()} | {"all": np.ones(len(ty), bool)}
+            rows[mode].append({c: expected_calibration_error(ty[m], probs[m]) for c, m in cells.items()})
+    for mode, found in rows.items():
+        names = [c for c in (*CORPORA, "all") if any(c in r for r in found)]
+        print(f"{mode:16} ECE % " + "  ".join(
+            f"{c} {100 * np.mean([r[c] for r in found if c in r]):5.1f}" for c in names))  # fmt: skip
+    return rows
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("prior", "average"):
+    modes = {"prior": prior, "average": average, "temperature": temperature}
+    if len(sys.argv) < 3 or sys.argv[1] not in modes:
         raise SystemExit(__doc__)
-    {"prior": prior, "average": average}[sys.argv[1]](sys.argv[2:])
+    modes[sys.argv[1]](sys.argv[2:])

@@ -27,13 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.held_out_views import CORPORA, validation_clips  # noqa: E402
 from ser.config import LABELS  # noqa: E402
 from ser.inference import EmotionModel, features_of  # noqa: E402
-from training.metrics import clip_probabilities, expected_calibration_error, fit_temperature  # noqa: E402
-
-
-def corpus_balanced(corpus: np.ndarray) -> np.ndarray:
-    """One weight per row, so that every corpus counts as much in total."""
-    _, index, counts = np.unique(corpus, return_inverse=True, return_counts=True)
-    return 1.0 / counts[index]
+from training.metrics import (  # noqa: E402
+    clip_probabilities,
+    corpus_balanced,
+    expected_calibration_error,
+    fit_temperature,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -155,7 +155,7 @@ def test_confident_threshold_meets_its_target_and_refuses_to_invent_one():
 
 
 def test_a_corpus_balanced_temperature_weighs_a_small_corpus_as_much_as_a_large_one():
-    from scripts.temperature_balance import corpus_balanced
+    from training.metrics import corpus_balanced
 
     rng = np.random.default_rng(0)
 

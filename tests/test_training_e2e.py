@@ -103,6 +103,16 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path, capsys):
     part = json.loads((loco / "evaluation.json").read_text())["leave_one_corpus_out"]["emodb"]
     assert part["views"]["clean"]["emodb"]["n"] == 208 and "ravdess" not in part["views"]["clean"]
     assert part["classes"] == ["angry", "disgust", "fearful", "happy", "neutral", "sad"]
+    # the saved window logits give back what each run scored: unscaled, and at its own temperature
+    from scripts import fold_posthoc
+
+    ece = fold_posthoc.temperature([str(ev / "fold_0.json"), str(loco / "loco_emodb.json")])
+    assert set(ece) == {"unscaled", "window-weighted", "corpus-balanced"}
+    (f_raw, l_raw), (f_fit, l_fit) = ece["unscaled"], ece["window-weighted"]
+    assert set(f_raw) == {"ravdess", "all"} and set(l_raw) == {"emodb", "all"}
+    for rows, saved in (((f_raw, f_fit), fold["views"]["clean"]["all"]), ((l_raw, l_fit), part["views"]["clean"]["emodb"])):
+        assert rows[0]["all"] == pytest.approx(saved["ece_uncalibrated"], abs=2e-3)
+        assert rows[1]["all"] == pytest.approx(saved["ece"], abs=5e-3)
 
     cc = tmp_path / "cross"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--folds", "4", "--run-folds", "", "--cross-corpus",

@@ -107,9 +107,7 @@ def run_fold(clips, cfg: TrainConfig, folds: list[list[str]], i: int, n_val: int
         "best_epoch": r.best_epoch, "temperature": r.temperature, "seconds": r.seconds,
         "test": r.test, "test_uncalibrated": r.test_uncalibrated, "val": r.val, "confusion": r.test_confusion,
         "views": scores,
-        # clip-level answers: the merge scores the uncertain flag from them (uncertainty_of_fold)
-        "clip_predictions": {k: np.round(np.asarray(r.extra[k]), 5).tolist()
-                             for k in ("val_y", "val_probs", "test_y", "test_probs")},
+        "clip_predictions": saved_predictions(r),
         "history": r.history,  # test_ua per epoch is a record only; weights are chosen without it
         "member_history": r.extra.get("member_history"),
     }  # fmt: skip
@@ -139,7 +137,26 @@ def leave_corpus_out(clips, cfg: TrainConfig, corpus: str, k: int, n_val: int | 
         f"tested on all of {corpus}, 8-way answers scored on the classes {corpus} has",
         "corpus": corpus, "config": cfg.to_dict(), "classes": sorted({clips[i].label for i in held}), "seconds": r.seconds,
         "best_epoch": r.best_epoch, "temperature": r.temperature, "views": scores, "confusion": r.test_confusion,
+        "clip_predictions": saved_predictions(r),
     }  # fmt: skip
+
+
+PREDICTION_KEYS = ("y", "probs", "corpus", "short", "window_logits", "window_clip")
+
+
+def saved_predictions(r) -> dict[str, list]:
+    """Validation and test answers, by clip (the merge scores the uncertain flag from them:
+    `uncertainty_of_fold`) and by window, uncalibrated (`scripts/fold_posthoc.py`)."""
+    out = {}
+    for part in ("val", "test"):
+        for key in PREDICTION_KEYS:
+            value = r.extra.get(f"{part}_{key}")
+            if value is not None:
+                value = np.asarray(value)
+                if value.dtype.kind == "f":  # float64 first: rounded float32 prints its binary tail
+                    value = np.round(value.astype(np.float64), 4 if key == "window_logits" else 5)
+                out[f"{part}_{key}"] = value.tolist()
+    return out
 
 
 def random_split_eval(clips, cfg: TrainConfig) -> dict:

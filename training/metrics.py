@@ -64,6 +64,12 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray, weights: np.ndarray 
     return float(np.exp(result.x))
 
 
+def corpus_balanced(corpus: np.ndarray) -> np.ndarray:
+    """`fit_temperature` weights, one per row, so that every corpus counts as much in total."""
+    _, index, counts = np.unique(corpus, return_inverse=True, return_counts=True)
+    return 1.0 / counts[index]
+
+
 def clip_probabilities(
     logits: np.ndarray, clip: np.ndarray, temperature: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -326,6 +327,18 @@ def validation_set(store: FeatureStore, idx: list[int], cfg: TrainConfig) -> Win
 SHORT_OFFSET = 1_000_000
 
 
+def window_record(store: FeatureStore, part: str, windows: WindowSet, logits: np.ndarray) -> dict[str, Any]:
+    """Each window's uncalibrated logits, the row of its clip in the clip-level arrays, and
+    each clip's corpus (and whether it is a short validation crop): what a post-hoc check of
+    the calibration needs (`scripts/fold_posthoc.py temperature`), which clip averages lose."""
+    ids, row = np.unique(windows.clip, return_inverse=True)
+    return {
+        f"{part}_window_logits": logits, f"{part}_window_clip": row,
+        f"{part}_corpus": [store.clips[i % SHORT_OFFSET].corpus for i in ids],
+        f"{part}_short": (ids >= SHORT_OFFSET).tolist(),
+    }  # fmt: skip
+
+
 def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "train",
               checkpoint: Path | None = None) -> FitResult:  # fmt: skip
     """Train on split.train, stop early and calibrate on split.val, evaluate on split.test.
@@ -374,7 +387,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
     y_val = _clip_labels(val)
     val_probs = metrics.clip_probabilities(val_logits, val.clip, temperature)[1]
     val_report, val_confusion = metrics.report(y_val, val_probs)
-    clip_predictions = {"val_y": y_val, "val_probs": val_probs}
+    clip_predictions = {"val_y": y_val, "val_probs": val_probs} | window_record(store, "val", val, val_logits)
     result = FitResult(
         split=split,
         inference_model=build_inference_model(model, temperature),
@@ -412,6 +425,7 @@ def fit_split(store: FeatureStore, split: Split, cfg: TrainConfig, desc: str = "
         result.extra["test_clip_indices"] = np.unique(test.clip).tolist()
         result.extra["test_probs"] = probs
         result.extra["test_y"] = y_test
+        result.extra |= window_record(store, "test", test, logits)
     result.seconds = time.perf_counter() - start
     return result
 
