@@ -53,6 +53,13 @@ def recipe_differences(evaluation: dict, cfg: TrainConfig) -> dict[str, list[Any
             for k, v in cfg.to_dict().items() if k not in recorded or evaluated[k] != v}  # fmt: skip
 
 
+def evaluation_metadata(evaluation: dict, cfg: TrainConfig) -> str:
+    """The `evaluation` metadata entry: training.evaluate's summary, with the settings in which
+    its runs differ from the model's instead of the settings themselves."""
+    return json.dumps({k: v for k, v in evaluation.items() if k != "config"}
+                      | {"recipe_differences": recipe_differences(evaluation, cfg)})  # fmt: skip
+
+
 def shown_path(value: Any) -> Any:
     """A path inside the repository as relative to it (`runs/...`); anything else as it is."""
     if not isinstance(value, str) or not value.startswith("/"):
@@ -98,8 +105,7 @@ def build_metadata(run: Path, architecture: dict[str, Any], evaluation: dict | N
     if "uncertainty_threshold" in metrics:  # chosen on the validation speakers
         meta["uncertainty_threshold"] = json.dumps(round(float(metrics["uncertainty_threshold"]), 4))
     if evaluation:
-        meta["evaluation"] = json.dumps({k: v for k, v in evaluation.items() if k != "config"}
-                                        | {"recipe_differences": recipe_differences(evaluation, cfg)})  # fmt: skip
+        meta["evaluation"] = evaluation_metadata(evaluation, cfg)
     if notes:
         meta[CARD_NOTES_KEY] = notes
     if teacher:  # distilled: what it learned from (export.export_onnx.teacher_of)

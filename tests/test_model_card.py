@@ -81,3 +81,44 @@ def test_refreshing_notes_changes_the_card_and_nothing_the_model_computes(tmp_pa
     windows = np.random.default_rng(0).normal(size=(4, 173, 40)).astype(np.float32)
     np.testing.assert_array_equal(EmotionModel(tmp_path / "ser_cnn_bilstm.onnx").predict_features(windows),
                                   EmotionModel(BUNDLED_MODEL).predict_features(windows))
+
+
+def test_refreshing_the_evaluation_names_how_its_recipe_differs_and_keeps_the_weights(tmp_path):
+    """A full set of folds that finishes after shipping replaces the card's evaluation; the
+    card compares it with the model's own recorded settings."""
+    import json
+    import shutil
+
+    import onnx
+    import pytest
+
+    from export.refresh_notes import main
+
+    for name in ("ser_cnn_bilstm.onnx", "ser_cnn_bilstm.fp32.onnx", "export_report.json"):
+        if (REPO / "model_store" / name).exists():
+            shutil.copy(REPO / "model_store" / name, tmp_path / name)
+    info = read_model_info(BUNDLED_MODEL)
+    model_cfg = metadata_json(info, "train_config")
+    shipped = {k: v for k, v in metadata_json(info, "evaluation").items() if k != "recipe_differences"}
+    runs = tmp_path / "eval"
+    runs.mkdir()
+    (runs / "confusion_matrix.png").write_bytes(b"\x89PNG new folds")
+    other = model_cfg["ensemble"] + 1
+    (runs / "evaluation.json").write_text(json.dumps({**shipped, "config": {**model_cfg, "ensemble": other}}))
+    main(["--evaluation", str(runs / "evaluation.json"), "--out", str(tmp_path)])
+
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert f"`ensemble` {other} in the folds, {model_cfg['ensemble']} here" in card
+    assert (tmp_path / "confusion_matrix.png").read_bytes() == b"\x89PNG new folds"
+    after = onnx.load(str(tmp_path / "ser_cnn_bilstm.onnx"))
+    before = onnx.load(str(BUNDLED_MODEL))
+    assert after.graph.SerializeToString() == before.graph.SerializeToString()
+    meta = {p.key: p.value for p in after.metadata_props}
+    assert json.loads(meta["evaluation"])["recipe_differences"] == {"ensemble": [other, model_cfg["ensemble"]]}
+    assert meta["card_notes"] == info.metadata["card_notes"] and meta["model_version"] == info.version
+
+    (runs / "evaluation.json").write_text(json.dumps({**shipped, "config": model_cfg}))
+    main(["--evaluation", str(runs / "evaluation.json"), "--out", str(tmp_path)])
+    assert "Same recipe and settings as this model" in (tmp_path / "MODEL_CARD.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path)])

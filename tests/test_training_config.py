@@ -45,7 +45,8 @@ def test_a_run_from_before_a_setting_reads_as_without_it():
 
 
 def _part(path, config):
-    path.write_text(json.dumps({"config": config, "test": {}, "held_out_corpus": "x"}))
+    path.write_text(json.dumps({"config": config, "test": {}, "held_out_corpus": "x",
+                                "clip_predictions": {"test_logits": [[0.5, -0.5]]}}))
 
 
 def test_evaluation_parts_merge_across_a_setting_added_later(tmp_path):
@@ -59,6 +60,8 @@ def test_evaluation_parts_merge_across_a_setting_added_later(tmp_path):
     _part(tmp_path / "loco_b.json", json.loads(json.dumps(now)))
     merged = merge(tmp_path, 5, None, {})
     assert set(merged["leave_one_corpus_out"]) == {"a", "b"} and merged["config"]["clean_copies"] == 0
+    # window predictions stay in each part's file: evaluation.json goes into a model's metadata
+    assert all("clip_predictions" not in part and "config" not in part for part in merged["leave_one_corpus_out"].values())
     _part(tmp_path / "loco_c.json", {**now, "clean_copies": 2})
     with pytest.raises(SystemExit, match="different settings"):
         merge(tmp_path, 5, None, {})

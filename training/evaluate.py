@@ -318,7 +318,9 @@ def merge(out: Path, k: int, n_val: int | None, header: dict) -> dict:
     for part in ("random_split", "cross_corpus"):
         if (out / f"{part}.json").exists():
             result[part] = json.loads((out / f"{part}.json").read_text())
-    loco = {p.stem[5:]: {k: v for k, v in json.loads(p.read_text()).items() if k != "config"}
+    # each part's clip and window predictions stay in its own file (scripts/fold_posthoc.py):
+    # evaluation.json travels into the model's metadata
+    loco = {p.stem[5:]: {k: v for k, v in json.loads(p.read_text()).items() if k not in ("clip_predictions", "config")}
             for p in sorted(out.glob("loco_*.json"))}  # fmt: skip
     if loco:
         result["leave_one_corpus_out"] = loco
