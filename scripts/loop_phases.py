@@ -1,6 +1,7 @@
 """Would averaging over where a short clip's loop starts help? Measured on fold models.
 
-    python scripts/loop_phases.py DATA runs/exp_e3full/fold_0.json runs/exp_e3full/models/fold_0 [...]
+    python scripts/loop_phases.py --corpus ravdess=PATH [--corpus ...] \
+        runs/exp_e3full/fold_0.json runs/exp_e3full/models/fold_0 [FOLD.json MODEL_DIR ...]
 
 A clip shorter than the 4 s window is tiled (`ser.features.fit_window`), so the network
 hears it from its first sample on; started elsewhere in the clip, the same loop makes a
@@ -25,14 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.audio import load_audio  # noqa: E402
 from ser.config import LABELS  # noqa: E402
-from ser.datasets import scan_corpus  # noqa: E402
+from ser.datasets import parse_corpus_arg, scan_corpora  # noqa: E402
 from ser.features import fit_window, mfcc  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.data import _clip_seed  # noqa: E402
 from training.degrade import length_crop  # noqa: E402
 from training.metrics import summary  # noqa: E402
 
-CORPORA = ("ravdess", "emodb", "nemo", "ased")
 PHASES = (1, 2, 4, 8)
 
 
@@ -41,9 +41,10 @@ def phase_windows(crop: np.ndarray, k: int) -> np.ndarray:
     return np.stack([fit_window(np.roll(crop, -(j * crop.shape[0]) // k)) for j in range(k)])
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[tuple[float, int, str], list[float]]:
+    """{(seconds, K, corpus or "all"): UA % per fold}."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", type=Path)
+    p.add_argument("--corpus", action="append", required=True, help="NAME=PATH, repeatable")
     p.add_argument("pairs", nargs="+", help="FOLD.json MODEL_DIR, repeated")
     p.add_argument("--seconds", type=float, nargs="+", default=[1.0, 2.0])
     args = p.parse_args(argv)
@@ -51,12 +52,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import training.model  # noqa: F401  (registers the custom layers the saved model uses)
 
-    clips = [
-        c
-        for corpus in CORPORA
-        if (args.data / corpus).is_dir()
-        for c in scan_corpus(corpus, args.data / corpus).clips
-    ]
+    if len(args.pairs) % 2:
+        p.error("give a model folder after each fold JSON")
+    clips = scan_corpora(parse_corpus_arg(a) for a in args.corpus).clips
     rows: dict[tuple, list[float]] = {}
     for fold_json, model_dir in zip(args.pairs[0::2], args.pairs[1::2], strict=True):
         fold = json.loads(Path(fold_json).read_text())
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
                     rows.setdefault((seconds, k, name), []).append(100 * got)
             print(f"fold {fold['fold']} {view}: " + ", ".join(
                 f"K={k} {rows[(seconds, k, 'all')][-1]:.1f}" for k in PHASES), flush=True)  # fmt: skip
-    names = ("all", *CORPORA)
+    names = ("all", *sorted({c.corpus for c in clips}))
     print("\nUA %, mean over folds | " + " | ".join(names))
     for seconds in args.seconds:
         for k in PHASES:
@@ -92,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{np.mean(rows[(seconds, k, n)]):.1f}" if (seconds, k, n) in rows else "" for n in names
             ]
             print(f"{seconds:g} s, {k} phase{'s' if k > 1 else ''} | " + " | ".join(cells))
+    return rows
 
 
 if __name__ == "__main__":

@@ -96,6 +96,17 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path, capsys):
         fold_table.main([str(tmp_path / "other_fold.json"), "--against", str(ev / "evaluation.json")])
     accuracy_table.main([str(ev / "evaluation.json")])
     assert f"| as recorded | {r} ± 0.0 | {a} ± 0.0 |" in capsys.readouterr().out
+    # a short clip's loop from other starting points, on the model the fold kept: scored as
+    # served (one phase), it must give back what the fold recorded (the script checks it too)
+    from scripts import loop_phases
+
+    ramp = np.arange(10, dtype=np.float32)
+    assert loop_phases.phase_windows(ramp, 2)[1][:12].tolist() == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6]
+    phases = loop_phases.main(["--corpus", f"ravdess={tiny_corpus}", str(ev / "fold_0.json"),
+                               str(ev / "models" / "fold_0"), "--seconds", "1.0"])  # fmt: skip
+    recorded = 100 * fold["views"]["len:1.0"]["ravdess"]["unweighted_accuracy"]
+    assert phases[(1.0, 1, "ravdess")] == [pytest.approx(recorded, abs=0.5)]
+    assert {k for _, k, _ in phases} == set(loop_phases.PHASES) and "UA %, mean over folds" in capsys.readouterr().out
 
     loco = tmp_path / "loco"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--corpus", f"emodb={emodb_root}", "--folds", "4",
