@@ -15,7 +15,7 @@ from ser.audio import load_audio
 from ser.config import N_SAMPLES, SAMPLE_RATE
 from ser.datasets import Clip
 from ser.features import clip_features, filterbank
-from training import augment, degrade
+from training import augment, data, degrade
 from training.config import TrainConfig
 from training.data import CropConfig, band_limit, freq_warp, training_crop, warp_matrix
 
@@ -58,7 +58,7 @@ def test_band_limit_on_features_looks_like_a_telephone_line(speech):
     """The feature-level pass band moves a clip's MFCCs towards its telephone version's
     (after the model's per-window mean removal), and leaves the windows it skips alone."""
     cfg = TrainConfig.with_overrides({"p_band_limit": 1.0, "band_high_hz": (3400.0, 3400.0),
-                                      "band_low_hz": (300.0, 300.0)})  # fmt: skip
+                                      "band_low_hz": (300.0, 300.0), "p_band_low": 1.0})  # fmt: skip
     clean = clip_features(speech)[0][:1]
     phone = clip_features(degrade.phone(speech, np.random.default_rng(3)))[0][:1]
     limited = band_limit(clean, np.random.default_rng(4), cfg)
@@ -70,6 +70,26 @@ def test_band_limit_on_features_looks_like_a_telephone_line(speech):
     assert limited.shape == clean.shape and np.isfinite(limited).all()
     off = TrainConfig.with_overrides({"p_band_limit": 0.0})
     assert band_limit(clean, np.random.default_rng(4), off) is clean
+
+
+def test_band_limit_low_cut_share(speech):
+    """`p_band_low` decides whether a band-limited window also loses its lowest bands: at 0
+    a pass band reaching past the top band changes nothing, at 1 the bands under the cut
+    fall while those well above it keep their level."""
+    dct = filterbank().dct
+    clean = clip_features(speech)[0][:4]
+    centres = data._band_centres()
+    edges = {"p_band_limit": 1.0, "band_high_hz": (11025.0, 11025.0), "band_low_hz": (300.0, 300.0)}
+    loud = clean[..., 0] > np.median(clean[..., 0])  # the floor also lifts silent frames
+
+    def drop(p_band_low: float) -> np.ndarray:
+        """dB lost per mel band on the loud frames, as the kept coefficients describe it."""
+        cfg = TrainConfig.with_overrides({**edges, "p_band_low": p_band_low})
+        return ((clean - band_limit(clean, np.random.default_rng(5), cfg)) @ dct.T)[loud].mean(axis=0)
+
+    never, always = drop(0.0), drop(1.0)
+    assert abs(never[centres < 150].mean()) < 2 and np.abs(never).max() < 3
+    assert always[centres < 150].mean() > 10 and abs(always[centres > 1500].mean()) < 2
 
 
 def test_frequency_warp_on_features_moves_formants_as_a_faster_voice(speech):

@@ -221,7 +221,7 @@ def band_limit(batch: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     for i in np.flatnonzero(rng.random(len(batch)) < cfg.p_band_limit):
         log_mel = out[i] @ dct.T  # (frames, n_mels), dB, smoothed by the dropped coefficients
         high = np.exp(rng.uniform(np.log(cfg.band_high_hz[0]), np.log(cfg.band_high_hz[1])))
-        low = rng.uniform(*cfg.band_low_hz) if rng.random() < 0.5 else 0.0
+        low = rng.uniform(*cfg.band_low_hz) if rng.random() < cfg.p_band_low else 0.0  # one draw either way
         slope = rng.uniform(30.0, 90.0)  # dB per octave
         atten = slope * np.maximum(0.0, np.log2(centres / high))
         if low > 0:
