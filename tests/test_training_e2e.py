@@ -96,17 +96,21 @@ def test_train_evaluate_export_infer(tiny_corpus, emodb_root, tmp_path, capsys):
         fold_table.main([str(tmp_path / "other_fold.json"), "--against", str(ev / "evaluation.json")])
     accuracy_table.main([str(ev / "evaluation.json")])
     assert f"| as recorded | {r} ± 0.0 | {a} ± 0.0 |" in capsys.readouterr().out
-    # a short clip's loop from other starting points, on the model the fold kept: scored as
-    # served (one phase), it must give back what the fold recorded (the script checks it too)
-    from scripts import loop_phases
+    # the kept fold model probed: scored as the evaluation scored it, a clip must give back
+    # what the fold recorded (the script stops otherwise), here and under the telephone
+    from scripts import probe_fold_model as probe
 
     ramp = np.arange(10, dtype=np.float32)
-    assert loop_phases.phase_windows(ramp, 2)[1][:12].tolist() == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6]
-    phases = loop_phases.main(["--corpus", f"ravdess={tiny_corpus}", str(ev / "fold_0.json"),
-                               str(ev / "models" / "fold_0"), "--seconds", "1.0"])  # fmt: skip
+    assert probe.phase_windows(ramp, 2)[1][:12].tolist() == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6]
+    kept = [str(ev / "fold_0.json"), str(ev / "models" / "fold_0")]
+    phases = probe.main(["phases", "--corpus", f"ravdess={tiny_corpus}", *kept, "--seconds", "1.0"])
     recorded = 100 * fold["views"]["len:1.0"]["ravdess"]["unweighted_accuracy"]
-    assert phases[(1.0, 1, "ravdess")] == [pytest.approx(recorded, abs=0.5)]
-    assert {k for _, k, _ in phases} == set(loop_phases.PHASES) and "UA %, mean over folds" in capsys.readouterr().out
+    assert phases[("1 s, 1 phase", "ravdess")] == [pytest.approx(recorded, abs=0.5)]
+    assert len(phases) == 2 * len(probe.PHASES)
+    parts = probe.main(["phone", "--corpus", f"ravdess={tiny_corpus}", *kept])
+    assert {v for v, _ in parts} == set(probe.PHONE_PARTS)
+    assert parts[("telephone (all)", "all")] == [pytest.approx(100 * fold["views"]["cond:phone"]["all"]["unweighted_accuracy"], abs=0.5)]
+    assert "UA %, mean over 1 fold(s)" in capsys.readouterr().out
 
     loco = tmp_path / "loco"
     evaluate.main(["--corpus", f"ravdess={tiny_corpus}", "--corpus", f"emodb={emodb_root}", "--folds", "4",
