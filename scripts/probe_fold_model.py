@@ -29,17 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.audio import load_audio  # noqa: E402
-from ser.config import LABELS, SAMPLE_RATE  # noqa: E402
+from ser.config import LABELS  # noqa: E402
 from ser.datasets import Clip, parse_corpus_arg, scan_corpora  # noqa: E402
 from ser.features import clip_features, fit_window, mfcc  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.data import _clip_seed  # noqa: E402
-from training.degrade import _ffmpeg_round_trip, length_crop, phone  # noqa: E402
+from training.degrade import length_crop, mulaw_8k, peak, phone, phone_filter  # noqa: E402
 from training.metrics import summary  # noqa: E402
 
 PHASES = (1, 2, 4, 8)
@@ -51,26 +50,12 @@ def phase_windows(crop: np.ndarray, k: int) -> np.ndarray:
     return np.stack([fit_window(np.roll(crop, -(j * crop.shape[0]) // k)) for j in range(k)])
 
 
-def _filtered(kind: str, edges: float | list[float]) -> Callable[[np.ndarray], np.ndarray]:
-    """The telephone's Chebyshev filter (or one of its edges), peak-normalised as it is."""
-    sos = scipy.signal.cheby1(6, 0.5, edges, kind, fs=SAMPLE_RATE, output="sos")
-    return lambda x: _peak(scipy.signal.sosfilt(sos, x))
-
-
-def _peak(y: np.ndarray) -> np.ndarray:
-    return (y * (0.7 / (np.max(np.abs(y)) + 1e-9))).astype(np.float32)
-
-
-def _mulaw(x: np.ndarray) -> np.ndarray:
-    return _ffmpeg_round_trip(x, "pcm_mulaw", "wav", 8000, None)
-
-
 PHONE_PARTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "clean": lambda x: x,
-    "high-pass 300 Hz": _filtered("highpass", 300),
-    "low-pass 3400 Hz": _filtered("lowpass", 3400),
-    "band-pass 300-3400 Hz": _filtered("bandpass", [300, 3400]),
-    "8 kHz mu-law alone": lambda x: _mulaw(_peak(x)),
+    "high-pass 300 Hz": lambda x: phone_filter(x, "highpass"),
+    "low-pass 3400 Hz": lambda x: phone_filter(x, "lowpass"),
+    "band-pass 300-3400 Hz": phone_filter,
+    "8 kHz mu-law alone": lambda x: mulaw_8k(peak(x)),
     "telephone (all)": lambda x: phone(x, np.random.default_rng(0)),
 }
 RECORDED = {"clean": "clean", "telephone (all)": "cond:phone"}  # the fold's own views

@@ -103,11 +103,29 @@ def _ffmpeg_round_trip(x: np.ndarray, codec: str, container: str, rate: int, bit
     return out_x
 
 
+PHONE_BAND_HZ = (300.0, 3400.0)
+
+
+def peak(y: np.ndarray) -> np.ndarray:
+    """Scaled to a 0.7 peak, as the telephone line leaves its input."""
+    return (y * (0.7 / (np.max(np.abs(y)) + 1e-9))).astype(np.float32)
+
+
+def phone_filter(x: np.ndarray, kind: str = "bandpass") -> np.ndarray:
+    """The telephone line's 6th-order Chebyshev band-pass, or one of its two edges alone
+    (`highpass`, `lowpass`: `scripts/probe_fold_model.py phone` weighs each), peak-scaled."""
+    low, high = PHONE_BAND_HZ
+    edges = {"bandpass": [low, high], "highpass": low, "lowpass": high}[kind]
+    return peak(scipy.signal.sosfilt(scipy.signal.cheby1(6, 0.5, edges, kind, fs=SAMPLE_RATE, output="sos"), x))
+
+
+def mulaw_8k(x: np.ndarray) -> np.ndarray:
+    """FFmpeg's resampling to 8 kHz, G.711 mu-law, and back."""
+    return _ffmpeg_round_trip(x, "pcm_mulaw", "wav", 8000, None)
+
+
 def phone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    sos = scipy.signal.cheby1(6, 0.5, [300, 3400], "bandpass", fs=SAMPLE_RATE, output="sos")
-    y = scipy.signal.sosfilt(sos, x)
-    y = y * (0.7 / (np.max(np.abs(y)) + 1e-9))
-    return _ffmpeg_round_trip(y.astype(np.float32), "pcm_mulaw", "wav", 8000, None)
+    return mulaw_8k(phone_filter(x))
 
 
 def mp3(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
