@@ -19,6 +19,10 @@ def test_card_is_rendered_from_the_model_and_says_when_it_is_unsure():
     assert f"below {threshold} come with `uncertain: true`" in card
     assert "## When the model says it is unsure" in card and "Risk-coverage" in card
     assert "\n\n\n" not in card
+    # a partial set of folds says how many of the k it holds
+    cv = (metadata_json(info, "evaluation") or {}).get("speaker_cv") or {}
+    if cv.get("folds_run"):
+        assert f"{cv['folds_run']} folds run." in card
     # the committed card is this rendering (plus the export report's section)
     assert (REPO / "model_store" / "MODEL_CARD.md").read_text().startswith(card.split("## Reproduce")[0].split("## Export")[0])
 
