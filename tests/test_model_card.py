@@ -19,7 +19,7 @@ def test_card_is_rendered_from_the_model_and_says_when_it_is_unsure():
     assert f"below {threshold} come with `uncertain: true`" in card
     assert "## When the model says it is unsure" in card and "Risk-coverage" in card
     assert "\n\n\n" not in card
-    # a partial set of folds says how many of the k it holds
+    # the card says how many of the k folds its evaluation holds (a partial set is not the whole)
     cv = (metadata_json(info, "evaluation") or {}).get("speaker_cv") or {}
     if cv.get("folds_run"):
         assert f"{cv['folds_run']} folds run." in card
