@@ -195,3 +195,20 @@ def test_corpus_weights_raise_a_corpus_share_and_refuse_typos(tmp_path):
     for bad in ("c=2", "a=0", "a=x", "a"):
         with pytest.raises(ValueError, match="corpus_weights"):
             sampling_probabilities(clips, idx, TrainConfig.with_overrides([f"corpus_weights={bad}"]))
+
+
+def test_short_view_adds_short_crops_and_leaves_the_train_cache_alone(speech, speech_clip, tmp_path):
+    from ser.config import N_FRAMES, N_MFCC
+
+    clip = Clip(speech_clip, "happy", "x:1", "x")
+    plain = data.FeatureStore([clip], train_copies=2, cache_dir=tmp_path, workers=1)
+    store = data.FeatureStore([clip], train_copies=2, cache_dir=tmp_path, workers=1, short_copies=3)
+    assert store.recipe("train") == plain.recipe("train")  # the cached `train` view is reused
+    copies = store.copies([0])
+    assert copies.shape == (1, 5, N_FRAMES, N_MFCC) and (copies[:, :2] == plain.copies([0])).all()
+    assert not (copies[0, 2:] == copies[0, :1]).all(axis=(1, 2)).any()
+    n, crop = store.crop_plan("short")
+    rng = np.random.default_rng(9)
+    lengths = [training_crop(speech, rng, crop).shape[0] / SAMPLE_RATE for _ in range(200)]
+    assert n == 3 and min(lengths) >= 0.5 - 1e-6 and max(lengths) <= data.SHORT_MAX_SECONDS + 1e-6
+    assert data.store_for([clip], TrainConfig.with_overrides(["short_copies=2"])).crop_plan("short")[0] == 2

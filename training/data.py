@@ -8,6 +8,8 @@ Views of a clip, each a stack of (173, 40) MFCC windows made by the serving code
   (`training.augment`), each fitted into one window by `ser.features.fit_window`, the
   function the server uses for short clips. Only training clips' copies are ever read by
   a training run: a fold's test and validation speakers are never augmented into it.
+- `short`: `short_copies` more crops, 0.5 s to `SHORT_MAX_SECONDS` long, made the same way:
+  short uploads' share of the training windows, raised without rebuilding `train`.
 - `cond:<name>`: the whole clip through an evaluation degradation (`training.degrade`).
 - `len:<seconds>`: a crop of that length around the speech (`training.degrade.length_crop`).
 
@@ -24,7 +26,7 @@ import os
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from training.degrade import DEGRADE, length_crop, speech_bounds
 
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
 DEFAULT_AUGMENT = AugmentConfig()
+SHORT_MAX_SECONDS = 1.5  # the `short` view's crops: 0.5 s to this, never the whole clip
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def _compute_view(args: tuple) -> np.ndarray:
     rng = np.random.default_rng(_clip_seed(Path(path), view, seed))
     if view == "clean":
         feats = clip_features(samples)[0]
-    elif view == "train":
+    elif view in ("train", "short"):
         windows = []
         for _ in range(copies):
             x = training_crop(samples, rng, crop_cfg)
@@ -121,18 +124,27 @@ class FeatureStore:
         aug: AugmentConfig = DEFAULT_AUGMENT,
         cache_dir: Path | None = None,
         workers: int | None = None,
+        short_copies: int = 0,
     ) -> None:
         self.clips = list(clips)
         self.seed, self.train_copies, self.crop, self.aug = seed, train_copies, crop, aug
+        self.short_copies = short_copies
         self.cache_dir = cache_dir or Path(os.environ.get("SER_CACHE_DIR", "runs/cache"))
         self.workers = workers or int(os.environ.get("SER_DATA_WORKERS", os.cpu_count() or 2))
         self._views: dict[str, list[np.ndarray]] = {}
 
     def recipe(self, view: str) -> dict:
         recipe = {"view": view, "seed": self.seed, "features": FEATURE_CONFIG.to_json(), "version": 1}
-        if view == "train":
-            recipe |= {"copies": self.train_copies, "crop": asdict(self.crop), "augment": asdict(self.aug)}
+        if view in ("train", "short"):
+            copies, crop = self.crop_plan(view)
+            recipe |= {"copies": copies, "crop": asdict(crop), "augment": asdict(self.aug)}
         return recipe
+
+    def crop_plan(self, view: str) -> tuple[int, CropConfig]:
+        """How many crops a clip gets in a training view, and how they are cut."""
+        if view == "short":
+            return self.short_copies, replace(self.crop, p_whole=0.0, max_seconds=SHORT_MAX_SECONDS)
+        return self.train_copies, self.crop
 
     def view(self, name: str) -> list[np.ndarray]:
         """Every clip's windows for one view, float16, in clip order."""
@@ -156,7 +168,8 @@ class FeatureStore:
             with np.load(file) as data:
                 flat, offsets = data["x"], data["offsets"]
             return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-        jobs = [(str(p), name, self.seed, self.train_copies, self.crop, self.aug) for p in paths]
+        copies, crop = self.crop_plan(name)
+        jobs = [(str(p), name, self.seed, copies, crop, self.aug) for p in paths]
         with ProcessPoolExecutor(self.workers) as pool:
             feats = list(tqdm(pool.map(_compute_view, jobs, chunksize=8), total=len(jobs), desc=f"{corpus} {name}"))
         if file:
@@ -178,20 +191,28 @@ class FeatureStore:
         return self.window_set(indices, "clean")
 
     def copies(self, indices: Sequence[int], clean: int = 0) -> np.ndarray:
-        """(len(indices), train_copies + clean, N_FRAMES, N_MFCC) float16 training windows:
-        the cached crops, then `clean` repeats of the clip's clean window (its middle one)."""
-        feats = self.view("train")
-        if not clean:
-            return np.stack([feats[i] for i in indices])
-        whole = self.view("clean")
-        return np.stack([np.concatenate([feats[i], np.repeat(whole[i][len(whole[i]) // 2][None], clean, 0)])
-                         for i in indices])  # fmt: skip
+        """(len(indices), train_copies + short_copies + clean, N_FRAMES, N_MFCC) float16
+        training windows: the cached crops, the short ones, then `clean` repeats of the
+        clip's clean window (its middle one)."""
+        crops = self.view("train")
+        short = self.view("short") if self.short_copies else None
+        whole = self.view("clean") if clean else None
+
+        def windows(i: int) -> np.ndarray:
+            parts = [crops[i]]
+            if short is not None:
+                parts.append(short[i])
+            if whole is not None:
+                parts.append(np.repeat(whole[i][len(whole[i]) // 2][None], clean, 0))
+            return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+        return np.stack([windows(i) for i in indices])
 
 
 def store_for(clips: Sequence[Clip], cfg) -> FeatureStore:
     """The feature store a TrainConfig asks for (crop lengths, augmentation share, copies)."""
     crop = CropConfig(p_whole=cfg.p_whole_clip, p_augment=cfg.p_augment)
-    return FeatureStore(clips, cfg.seed, cfg.train_copies, crop)
+    return FeatureStore(clips, cfg.seed, cfg.train_copies, crop, short_copies=cfg.short_copies)
 
 
 @lru_cache(maxsize=1)
@@ -294,11 +315,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--views", default="clean,train", help="comma-separated; 'all' adds every degradation and length")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--train-copies", type=int, default=6)
+    p.add_argument("--short-copies", type=int, default=0, help="crops per clip in the `short` view")
     args = p.parse_args(argv)
     views = args.views.split(",")
     if views == ["all"]:
         views = ["clean", "train"] + [f"cond:{c}" for c in CONDITIONS[1:]] + [f"len:{s}" for s in LENGTHS_S]
-    store = FeatureStore(scan_corpora(parse_corpus_arg(a) for a in args.corpus).clips, args.seed, args.train_copies)
+    clips = scan_corpora(parse_corpus_arg(a) for a in args.corpus).clips
+    store = FeatureStore(clips, args.seed, args.train_copies, short_copies=args.short_copies)
     for view in views:
         store.view(view)
         print(f"{view}: {sum(f.shape[0] for f in store.view(view))} windows cached in {store.cache_dir}")

@@ -213,7 +213,7 @@ class FitResult:
 
 def teacher_targets(store: FeatureStore, split: Split, idx: list[int], cfg: TrainConfig) -> np.ndarray | None:
     """The teacher's calibrated probabilities for every cached training window of the clips
-    `idx`: (len(idx), train_copies + clean_copies, N_CLASSES), or None without `distill_from`.
+    `idx`: (len(idx), train_copies + short_copies + clean_copies, N_CLASSES), or None without `distill_from`.
 
     Refuses a teacher that trained on a speaker the student is measured on: its answers
     would carry that speaker into the student. Those are the test speakers, or the
