@@ -9,6 +9,13 @@
         the temperature fitted on the validation windows as training fits it (every window
         alike) or corpus-balanced (every corpus alike): the test clips' calibration error
         per corpus with each, and unscaled (runs saved since 2026-12-07 only: window logits)
+    python scripts/fold_posthoc.py crossfit --corpus ravdess=PATH [--corpus ...] \
+            --models runs/X/models runs/X/fold_*.json
+        the test clips' calibration error (whole clips and 1 s crops) when the temperature is
+        fitted on the whole ensemble's logits of unseen speakers, as the shipped model's is:
+        each fold's test speakers of every corpus split in two halves, each half scaled by the
+        temperature the other half's whole clips and 1 s crops fit (the folds fit theirs on
+        single members' logits); needs the folds' kept models (`--save-models`)
 
 Test clips are saved in corpus order; each corpus's slice is checked against the UA the
 fold recorded for it, so a change in that order fails here rather than mislabelling.
@@ -20,9 +27,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ser.config import LABELS  # noqa: E402
 from training.metrics import (  # noqa: E402
     clip_probabilities,
     corpus_balanced,
@@ -131,8 +140,72 @@ def temperature(paths: list[str]) -> dict[str, list[dict[str, float]]]:
     return rows
 
 
+def crossfit(args: list[str]) -> dict[str, list[dict[str, float]]]:
+    """Test ECE (%) per corpus and pooled, clean clips and 1 s crops, unscaled / as the fold
+    scaled / cross-fitted. The 1 s crops' logits come from the fold's kept model (its
+    calibrated probabilities times its temperature: softmax ignores the constant left)."""
+    import keras
+
+    import training.model  # noqa: F401  (registers the custom layers the saved model uses)
+    from ser.datasets import parse_corpus_arg, scan_corpora
+    from training.config import TrainConfig
+    from training.data import store_for
+
+    opts = {"--corpus": [], "--models": []}
+    paths = []
+    it = iter(args)
+    for a in it:
+        opts[a].append(next(it)) if a in opts else paths.append(a)
+    clips = scan_corpora(parse_corpus_arg(a) for a in opts["--corpus"]).clips
+    rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for path in paths:
+        run = json.load(open(path))
+        cp = {k: np.asarray(v) for k, v in run["clip_predictions"].items()}
+        tx, tclip, ty, tcorpus = cp["test_window_logits"], cp["test_window_clip"], cp["test_y"], cp["test_corpus"]
+        test = [i for i, c in enumerate(clips) if c.speaker in set(run["test_speakers"])]  # the fold's order
+        if [LABELS.index(clips[i].label) for i in test] != ty.tolist():
+            raise SystemExit(f"{path}: the corpora given do not hold the fold's test clips in its order")
+        model = keras.models.load_model(Path(opts["--models"][0]) / f"fold_{run['fold']}" / "model.keras")
+        store = store_for(clips, TrainConfig.from_record(run["config"]))
+        clean = store.clean_set(test)
+        if not np.allclose(model.predict(clean.x, batch_size=256, verbose=0),
+                           softmax(tx / run["temperature"], axis=1), atol=2e-3):  # fmt: skip
+            raise SystemExit(f"{path}: the kept model does not give back the fold's saved logits")
+        short = store.window_set(test, "len:1.0")
+        sx = run["temperature"] * np.log(np.maximum(model.predict(short.x, batch_size=256, verbose=0), 1e-12))
+        sclip = np.searchsorted(test, short.clip)  # the row of each window's clip
+        speaker = np.array([clips[i].speaker for i in test])
+        half = np.zeros(len(ty), bool)  # each corpus's test speakers, alternately in the two halves
+        for c in CORPORA:
+            for k, name in enumerate(sorted({s for s in speaker if s.startswith(f"{c}:")})):
+                half[speaker == name] = (k + run["fold"]) % 2 == 1
+        probs = {"clean": np.empty((len(ty), tx.shape[1])), "1 s": np.empty((len(ty), tx.shape[1]))}
+        fitted = []
+        for side in (False, True):  # fit on one half's whole clips and 1 s crops, as validation does
+            fx = np.concatenate([tx[half[tclip] == side], sx[half[sclip] == side]])
+            fy = np.concatenate([ty[tclip][half[tclip] == side], ty[sclip][half[sclip] == side]])
+            fitted.append(fit_temperature(fx, fy))
+            for view, (x, row) in {"clean": (tx, tclip), "1 s": (sx, sclip)}.items():
+                keep = half[row] != side
+                ids, p = clip_probabilities(x[keep], row[keep], fitted[-1])
+                probs[view][ids] = p
+        print(f"{path}: T as the fold fitted it {run['temperature']:.2f}, on the ensemble's test halves "
+              + " / ".join(f"{t:.2f}" for t in fitted))  # fmt: skip
+        cells = {c: tcorpus == c for c in CORPORA if (tcorpus == c).any()} | {"all": np.ones(len(ty), bool)}
+        for view, (x, row) in {"clean": (tx, tclip), "1 s": (sx, sclip)}.items():
+            for mode, t in {"unscaled": 1.0, "as the fold scaled": run["temperature"]}.items():
+                p = clip_probabilities(x, row, t)[1]
+                rows[f"{view}, {mode}"].append({c: expected_calibration_error(ty[m], p[m]) for c, m in cells.items()})
+            found = {c: expected_calibration_error(ty[m], probs[view][m]) for c, m in cells.items()}
+            rows[f"{view}, cross-fitted"].append(found)
+    for mode, found in rows.items():
+        print(f"{mode:30} ECE % " + "  ".join(
+            f"{c} {100 * np.mean([r[c] for r in found]):5.1f}" for c in found[0]))  # fmt: skip
+    return rows
+
+
 if __name__ == "__main__":
-    modes = {"prior": prior, "average": average, "temperature": temperature}
+    modes = {"prior": prior, "average": average, "temperature": temperature, "crossfit": crossfit}
     if len(sys.argv) < 3 or sys.argv[1] not in modes:
         raise SystemExit(__doc__)
     modes[sys.argv[1]](sys.argv[2:])
