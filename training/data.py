@@ -204,7 +204,7 @@ class FeatureStore:
                 parts.append(short[i])
             if whole is not None:
                 parts.append(np.repeat(whole[i][len(whole[i]) // 2][None], clean, 0))
-            return np.concatenate(parts) if len(parts) > 1 else parts[0]
+            return np.concatenate(parts)
 
         return np.stack([windows(i) for i in indices])
 
