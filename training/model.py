@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from ser.config import MODEL_NAME, N_CLASSES, N_FRAMES, N_MFCC
@@ -112,6 +113,42 @@ def _spectral_convs(x, cfg: TrainConfig):
         x = layers.SpatialDropout2D(cfg.dropout / 3)(x)
     _, frames, coeffs, channels = x.shape
     return layers.Reshape((frames, coeffs * channels))(x)
+
+
+@keras.saving.register_keras_serializable(package="ser")
+class GradientReversal(layers.Layer):
+    """Identity going forward; going back, the gradient times -scale x ramp (Ganin &
+    Lempitsky, 2015). `ramp` (0-1, a variable) lets training start the reversal gently."""
+
+    def __init__(self, scale: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+        self.ramp = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="ramp")
+
+    def call(self, x):
+        @tf.custom_gradient
+        def reverse(t):
+            return tf.identity(t), lambda grad: -self.scale * self.ramp * grad
+
+        return reverse(x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale}
+
+
+def build_adversarial_trainer(classifier: keras.Model, body: keras.Model, n_corpora: int, scale: float) -> keras.Model:
+    """A training-only model: the classifier's logits ("emotion") and, from the body's pooled
+    features through a gradient reversal, a guess at the window's corpus ("corpus"). The
+    classifier and body are shared, so training this trains them; nothing of the head ships."""
+    inputs = classifier.input
+    front = keras.Model(inputs, classifier.get_layer("standardise").output, name="front")
+    both = keras.Model(body.input, [body.output, body.get_layer("logits").input], name=f"{body.name}_both")
+    logits, pooled = both(front(inputs))  # one pass through the body for both heads
+    x = GradientReversal(scale, name="reverse")(pooled)
+    x = layers.Dense(64, activation="relu", name="corpus_hidden")(x)
+    corpus = layers.Dense(n_corpora, name="corpus")(x)
+    emotion = layers.Identity(name="emotion")(logits)
+    return keras.Model(inputs, {"emotion": emotion, "corpus": corpus}, name="adversarial_trainer")
 
 
 def build_inference_model(classifier: keras.Model, temperature: float) -> keras.Model:

@@ -39,6 +39,7 @@ from training.checkpoint import MemberCheckpoint, MemberState, fingerprint  # no
 from training.config import TrainConfig  # noqa: E402
 from training.data import FeatureStore, WindowSet, band_limit, freq_warp, spec_augment, store_for  # noqa: E402
 from training.model import (  # noqa: E402
+    build_adversarial_trainer,
     build_body,
     build_classifier,
     build_inference_model,
@@ -61,12 +62,14 @@ SELECTIONS = ("val_nll", "best_val", "last")
 class _Batches(keras.utils.PyDataset):
     """Each epoch: one cached training window per draw, clips drawn by `probs` (corpus and
     class balance), a random copy of each, fresh SpecAugment masks and mixup. With `soft`
-    (a teacher's probabilities per clip and copy) the targets mix in the teacher's answer."""
+    (a teacher's probabilities per clip and copy) the targets mix in the teacher's answer; with
+    `corpus` (each clip's corpus number) the targets are {"emotion", "corpus"} for the
+    corpus-adversarial trainer."""
 
     def __init__(self, copies: np.ndarray, y: np.ndarray, probs: np.ndarray, cfg: TrainConfig, seed: int,
-                 soft: np.ndarray | None = None) -> None:  # fmt: skip
+                 soft: np.ndarray | None = None, corpus: np.ndarray | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.copies, self.y, self.probs, self.cfg, self.soft = copies, y, probs, cfg, soft
+        self.copies, self.y, self.probs, self.cfg, self.soft, self.corpus = copies, y, probs, cfg, soft, corpus
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -88,6 +91,9 @@ class _Batches(keras.utils.PyDataset):
             perm = self.rng.permutation(len(clip))
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
             y = lam[:, None] * y + (1 - lam[:, None]) * y[perm]
+        if self.corpus is not None:
+            n = int(self.corpus.max()) + 1
+            return x, {"emotion": y, "corpus": np.eye(n, dtype=np.float32)[self.corpus[clip]]}
         return x, y
 
     def on_epoch_end(self) -> None:
@@ -151,19 +157,25 @@ class _Monitor(keras.callbacks.Callback):
     record only: nothing reads it to choose weights or settings.
     """
 
-    def __init__(self, val: WindowSet, cfg: TrainConfig, bar: tqdm, test: WindowSet | None = None) -> None:
+    def __init__(self, val: WindowSet, cfg: TrainConfig, bar: tqdm, test: WindowSet | None = None,
+                 scorer: keras.Model | None = None) -> None:  # fmt: skip
         super().__init__()
         self.val, self.test, self.cfg, self.bar = val, test, cfg, bar
+        self.scorer = scorer  # the classifier, when the model being fit is a wrapper of it
         self.best, self.best_epoch, self.best_weights = -np.inf, -1, None
         self.history: list[dict] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        ua, nll = _clip_scores(self.model, self.val)
+        scorer = self.scorer or self.model
+        ua, nll = _clip_scores(scorer, self.val)
         logs = logs or {}
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-               "train_accuracy": float(logs.get("accuracy", np.nan)), "val_ua": ua, "val_nll": nll}  # fmt: skip
+               "train_accuracy": float(logs.get("accuracy", logs.get("emotion_accuracy", np.nan))),
+               "val_ua": ua, "val_nll": nll}  # fmt: skip
+        if "corpus_loss" in logs:
+            row["corpus_loss"] = float(logs["corpus_loss"])
         if self.test is not None:
-            row["test_ua"], row["test_nll"] = _clip_scores(self.model, self.test)
+            row["test_ua"], row["test_nll"] = _clip_scores(scorer, self.test)
         self.history.append(row)
         score = ua if self.cfg.selection == "best_val" else -nll
         if self.cfg.selection != "last" and score > self.best:
@@ -249,16 +261,25 @@ def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, tes
     body = build_body(cfg, name=f"member{member}")
     model = build_classifier(cfg, mean, var, [body])
     steps = int(np.ceil(len(y) * cfg.draws_per_clip / cfg.batch_size)) * cfg.epochs
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps), weight_decay=cfg.weight_decay
-        ),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"],
+    optimizer = keras.optimizers.AdamW(
+        keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps), weight_decay=cfg.weight_decay
     )
-    monitor = _Monitor(val, cfg, bar, test)
-    batches = _Batches(copies, y, probs, cfg, seed, soft)
+    emotion_loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
+    corpus = None
+    if cfg.adversary_weight > 0:  # fit a wrapper with a corpus head; `model` shares its weights
+        names = sorted({store.clips[i].corpus for i in train_idx})
+        corpus = np.array([names.index(store.clips[i].corpus) for i in train_idx])
+        fitted = build_adversarial_trainer(model, body, len(names), cfg.adversary_weight)
+        fitted.compile(optimizer=optimizer, metrics={"emotion": ["accuracy"]},
+                       loss={"emotion": emotion_loss, "corpus": keras.losses.CategoricalCrossentropy(from_logits=True)})  # fmt: skip
+    else:
+        fitted = model
+        fitted.compile(optimizer=optimizer, loss=emotion_loss, metrics=["accuracy"])
+    monitor = _Monitor(val, cfg, bar, test, scorer=model)
+    batches = _Batches(copies, y, probs, cfg, seed, soft, corpus)
     callbacks: list[keras.callbacks.Callback] = [monitor]
+    if corpus is not None:
+        callbacks.insert(0, _ReversalRamp(fitted.get_layer("reverse"), cfg.epochs))
     start = 0
     if checkpoint is not None:
         clips = [str(store.clips[i].path) for i in train_idx]
@@ -266,16 +287,33 @@ def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, tes
                                  fingerprint(cfg.to_dict(), member, clips, np.unique(val.clip).tolist()))  # fmt: skip
         state = saver.load()
         if state is not None:
-            start = _resume(model, monitor, batches, state, cfg)
+            start = _resume(fitted, monitor, batches, state, cfg)
             bar.update(start)
             tqdm.write(f"resumed member {member} from {saver.path} after epoch {state.epoch} of {cfg.epochs}")
             if state.finished:
                 return body, model, monitor
         callbacks.append(_Checkpointer(saver, monitor, batches))
-    model.fit(batches, epochs=cfg.epochs, initial_epoch=start, verbose=0, callbacks=callbacks)
+    fitted.fit(batches, epochs=cfg.epochs, initial_epoch=start, verbose=0, callbacks=callbacks)
     if checkpoint is not None:
-        saver.save(_state(model, monitor, batches, finished=True))
+        saver.save(_state(fitted, monitor, batches, finished=True))
     return body, model, monitor
+
+
+class _ReversalRamp(keras.callbacks.Callback):
+    """The reversed gradient's weight rises from 0 to full over training, 2 / (1 + e^-10p) - 1
+    at progress p (Ganin & Lempitsky's schedule): the corpus head first learns what tells the
+    corpora apart, and the network is not pushed by a head that is still guessing."""
+
+    def __init__(self, layer: keras.layers.Layer, epochs: int) -> None:
+        super().__init__()
+        self.layer, self.epochs = layer, epochs
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.layer.ramp.assign(reversal_ramp(epoch, self.epochs))
+
+
+def reversal_ramp(epoch: int, epochs: int) -> float:
+    return float(2 / (1 + np.exp(-10 * epoch / max(epochs, 1))) - 1)
 
 
 def _state(model: keras.Model, monitor: _Monitor, batches: _Batches, finished: bool = False) -> MemberState:
