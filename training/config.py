@@ -142,8 +142,9 @@ class TrainConfig:
     # that do not say which corpus (room, microphone, language, actors) a window came from,
     # the hope for a corpus it has never heard. Training only: the exported model has no head.
     # 0.5 (one network of the shipped recipe, runs/exp_dann, docs/EXPERIMENTS.md): EmoDB never
-    # heard 48.8 % against 37.4-40.6 for three runs without, but fold 0's test speakers 55.8
-    # against 56.9 pooled (EmoDB 44.9 against 51.6, telephone 47.1 against 51.9). 0 = off.
+    # heard 48.8 % against 37.4-40.6 for three runs without, but ASED never heard 29.8 against
+    # 31.2 and 34.7, and the folds' test speakers 55.8 / 59.9 against 56.9 / 65.1 pooled
+    # (telephone 47.1 / 55.5 against 51.9 / 62.0). 0 = off.
     adversary_weight: float = 0.0
     # validation (early stopping, temperature) also scores 1 s crops of the validation
     # speakers' clips, so calibration holds for short uploads too
