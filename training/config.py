@@ -137,7 +137,7 @@ class TrainConfig:
     distill_from: str = ""
     distill_weight: float = 0.7
     # Corpus-adversarial training (a domain-adversarial network): a small head learns to tell
-    # the training corpora apart from each window's pooled features, and its gradient reaches
+    # the training corpora apart from the body's last hidden layer (the 64 units the logits read), and its gradient reaches
     # the network reversed and scaled by this weight, pushing the network towards features
     # that do not say which corpus (room, microphone, language, actors) a window came from,
     # the hope for a corpus it has never heard. Training only: the exported model has no head.
