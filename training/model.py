@@ -137,14 +137,15 @@ class GradientReversal(layers.Layer):
 
 
 def build_adversarial_trainer(classifier: keras.Model, body: keras.Model, n_corpora: int, scale: float) -> keras.Model:
-    """A training-only model: the classifier's logits ("emotion") and, from the body's pooled
-    features through a gradient reversal, a guess at the window's corpus ("corpus"). The
-    classifier and body are shared, so training this trains them; nothing of the head ships."""
+    """A training-only model: the classifier's logits ("emotion") and, from the body's last
+    hidden layer (what the logits read) through a gradient reversal, a guess at the window's
+    corpus ("corpus"). The classifier and body are shared, so training this trains them;
+    nothing of the head ships."""
     inputs = classifier.input
     front = keras.Model(inputs, classifier.get_layer("standardise").output, name="front")
     both = keras.Model(body.input, [body.output, body.get_layer("logits").input], name=f"{body.name}_both")
-    logits, pooled = both(front(inputs))  # one pass through the body for both heads
-    x = GradientReversal(scale, name="reverse")(pooled)
+    logits, hidden = both(front(inputs))  # one pass through the body for both heads
+    x = GradientReversal(scale, name="reverse")(hidden)
     x = layers.Dense(64, activation="relu", name="corpus_hidden")(x)
     corpus = layers.Dense(n_corpora, name="corpus")(x)
     emotion = layers.Identity(name="emotion")(logits)
