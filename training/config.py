@@ -140,7 +140,8 @@ class TrainConfig:
     # the training corpora apart from the body's last hidden layer (the 64 units the logits
     # read), and its gradient reaches the network reversed and scaled by this weight, pushing
     # the network towards features that do not say which corpus (room, microphone, language,
-    # actors) a window came from, the hope for a corpus it has never heard. Training only: the exported model has no head.
+    # actors) a window came from, the hope for a corpus it has never heard. Training only:
+    # the exported model has no head.
     # 0.5 (one network of the shipped recipe, runs/exp_dann, docs/EXPERIMENTS.md): EmoDB never
     # heard 48.8 % against 37.4-40.6 for three runs without, but ASED never heard 29.8 against
     # 31.2 and 34.7, and the folds' test speakers 55.8 / 59.9 against 56.9 / 65.1 pooled

@@ -63,13 +63,14 @@ class _Batches(keras.utils.PyDataset):
     """Each epoch: one cached training window per draw, clips drawn by `probs` (corpus and
     class balance), a random copy of each, fresh SpecAugment masks and mixup. With `soft`
     (a teacher's probabilities per clip and copy) the targets mix in the teacher's answer; with
-    `corpus` (each clip's corpus number) the targets are {"emotion", "corpus"} for the
+    `corpus` (each clip's corpus number, 0..k-1) the targets are {"emotion", "corpus"} for the
     corpus-adversarial trainer."""
 
     def __init__(self, copies: np.ndarray, y: np.ndarray, probs: np.ndarray, cfg: TrainConfig, seed: int,
                  soft: np.ndarray | None = None, corpus: np.ndarray | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.copies, self.y, self.probs, self.cfg, self.soft, self.corpus = copies, y, probs, cfg, soft, corpus
+        self.copies, self.y, self.probs, self.cfg, self.soft = copies, y, probs, cfg, soft
+        self.corpus = None if corpus is None else np.eye(corpus.max() + 1, dtype=np.float32)[corpus]
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -92,8 +93,7 @@ class _Batches(keras.utils.PyDataset):
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
             y = lam[:, None] * y + (1 - lam[:, None]) * y[perm]
         if self.corpus is not None:
-            n = int(self.corpus.max()) + 1
-            return x, {"emotion": y, "corpus": np.eye(n, dtype=np.float32)[self.corpus[clip]]}
+            return x, {"emotion": y, "corpus": self.corpus[clip]}
         return x, y
 
     def on_epoch_end(self) -> None:
@@ -267,8 +267,7 @@ def _train_member(store: FeatureStore, train_idx: list[int], val: WindowSet, tes
     emotion_loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
     corpus = None
     if cfg.adversary_weight > 0:  # fit a wrapper with a corpus head; `model` shares its weights
-        names = sorted({store.clips[i].corpus for i in train_idx})
-        corpus = np.array([names.index(store.clips[i].corpus) for i in train_idx])
+        names, corpus = np.unique([store.clips[i].corpus for i in train_idx], return_inverse=True)
         fitted = build_adversarial_trainer(model, body, len(names), cfg.adversary_weight)
         fitted.compile(optimizer=optimizer, metrics={"emotion": ["accuracy"]},
                        loss={"emotion": emotion_loss, "corpus": keras.losses.CategoricalCrossentropy(from_logits=True)})  # fmt: skip
